@@ -1,0 +1,1 @@
+"""The Qt layer: main window, views, panels, worker, settings."""
