@@ -1,19 +1,35 @@
-"""Running the network: device choice, gray in / gray out, output scaling."""
+"""Running the network: device choice, tiled inference with progress and cancel,
+output scaling.
+
+Tiles carry a halo of the network's receptive radius, so that for a conv stack
+(``batch`` folded, or ``none``) the tiled result equals the whole-image result:
+zero padding at a tile's inner edge only disturbs pixels within that radius, and
+those are cut away. Memory is bounded by the tile size, not the image size.
+
+A ``reference`` checkpoint normalises every layer with the moments of the whole
+image. They are gathered over tiles level by level (a layer's moments depend on
+the normalisation of the layers before it), then folded into the convolutions, and
+the final pass is an ordinary conv-stack pass.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from .errors import PmgiError
-from .network import PMGI, from_network, to_network
+from .errors import Cancelled, PmgiError
+from .network import LEVELS, PMGI, RECEPTIVE_RADIUS, Moments, from_network, to_network
 
-__all__ = ["DEVICES", "choose_device", "fuse_gray", "to_uint8", "Progress"]
+__all__ = ["DEVICES", "DEFAULT_TILE", "choose_device", "fuse_gray", "to_uint8", "tiles",
+           "Progress", "Cancel"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_TILE = 512
 Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
 
 
 def _mps_available() -> bool:
@@ -43,23 +59,131 @@ def choose_device(preference: str = "auto") -> torch.device:
     raise PmgiError(f"unknown device {preference!r}; choose one of {', '.join(DEVICES)}")
 
 
+@dataclass(frozen=True)
+class Tile:
+    """Core region [y0:y1, x0:x1] of the output and the haloed input region around it."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    hy0: int
+    hy1: int
+    hx0: int
+    hx1: int
+
+    def crop(self) -> tuple[slice, slice]:
+        """Where the core lies inside the haloed tile."""
+        return (slice(self.y0 - self.hy0, self.y1 - self.hy0),
+                slice(self.x0 - self.hx0, self.x1 - self.hx0))
+
+
+def tiles(h: int, w: int, tile: int, halo: int = RECEPTIVE_RADIUS) -> list[Tile]:
+    if tile < 1:
+        raise PmgiError(f"tile size must be positive, got {tile}")
+    out = []
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            out.append(Tile(y0, y1, x0, x1, max(0, y0 - halo), min(h, y1 + halo),
+                            max(0, x0 - halo), min(w, x1 + halo)))
+    return out
+
+
+class _Stop(Exception):
+    """Ends a forward pass once the wanted level's moments are gathered."""
+
+
+class _LevelSums:
+    """Accumulates per-channel sums of one level's conv outputs over tile cores."""
+
+    def __init__(self, level: str, known: Moments, core: tuple[slice, slice]):
+        self.level, self.known, self.core = level, known, core
+        self.sums: dict[str, list] = {}
+
+    def __call__(self, key: str, z: torch.Tensor) -> None:
+        zc = z[:, :, self.core[0], self.core[1]].double()
+        s, s2, n = zc.sum((0, 2, 3)), (zc * zc).sum((0, 2, 3)), zc[0, 0].numel()
+        acc = self.sums.setdefault(key, [0, 0, 0])
+        acc[0], acc[1], acc[2] = acc[0] + s, acc[1] + s2, acc[2] + n
+        if key == f"b.{self.level}":
+            raise _Stop
+
+
+def _check_cancel(cancel: Cancel | None) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled("cancelled")
+
+
+def _tiled_moments(model: PMGI, a: torch.Tensor, b: torch.Tensor, plan: list[Tile],
+                   step: Iterator[None], cancel: Cancel | None) -> Moments:
+    known = Moments({}, {})
+    for level in LEVELS:
+        sums: dict[str, list] = {}
+        for t in plan:
+            _check_cancel(cancel)
+            collector = _LevelSums(level, known, t.crop())
+            collector.sums = sums
+            ta = a[..., t.hy0:t.hy1, t.hx0:t.hx1]
+            tb = b[..., t.hy0:t.hy1, t.hx0:t.hx1]
+            try:
+                model(ta, tb, moments=known, collect=collector)
+            except _Stop:
+                pass
+            next(step)
+        for key, (s, s2, n) in sums.items():
+            mean = s / n
+            var = (s2 / n - mean * mean).clamp_min(0)
+            known.mean[key] = mean.float()
+            known.var[key] = var.float()
+    return known
+
+
 def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device | str = "cpu",
-              progress: Progress | None = None) -> np.ndarray:
+              tile: int = DEFAULT_TILE, progress: Progress | None = None,
+              cancel: Cancel | None = None) -> np.ndarray:
     """Run the network on two gray images (values 0..255, same H x W).
 
-    Returns the network's tanh output, float32 H x W in [-1, 1].
+    Returns the network's tanh output, float32 H x W in [-1, 1]. ``progress(done,
+    total)`` is called after every tile; ``cancel()`` is checked between tiles and
+    raises :class:`Cancelled` when it returns true.
     """
     if a.shape != b.shape or a.ndim != 2:
         raise PmgiError(f"the two sources must be gray images of one size, got {a.shape} and {b.shape}")
     device = torch.device(device)
-    model = model.to(device).eval()
+    h, w = a.shape
+    plan = tiles(h, w, tile)
+    reference_whole = model.normalisation == "reference" and len(plan) == 1
+    passes = 1 if (model.normalisation != "reference" or reference_whole) else len(LEVELS) + 1
+    total = passes * len(plan)
+    done = 0
+
+    def advance():
+        nonlocal done
+        while True:
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            yield
+
+    step = advance()
+    out = np.empty((h, w), np.float32)
     with torch.inference_mode():
-        ta = to_network(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)))
-        tb = to_network(torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)))
-        y = model(ta[None, None].to(device), tb[None, None].to(device))
-    if progress is not None:
-        progress(1, 1)
-    return y[0, 0].float().cpu().numpy()
+        model = model.to(device).eval()
+        ta = to_network(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)))[None, None]
+        tb = to_network(torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)))[None, None]
+        if model.normalisation == "batch":
+            model = model.fold()
+        elif model.normalisation == "reference" and not reference_whole:
+            model = model.fold(_tiled_moments(model, ta.to(device), tb.to(device), plan, step, cancel))
+        for t in plan:
+            _check_cancel(cancel)
+            y = model(ta[..., t.hy0:t.hy1, t.hx0:t.hx1].to(device),
+                      tb[..., t.hy0:t.hy1, t.hx0:t.hx1].to(device))
+            cy, cx = t.crop()
+            out[t.y0:t.y1, t.x0:t.x1] = y[0, 0, cy, cx].float().cpu().numpy()
+            next(step)
+    return out
 
 
 def to_uint8(y: np.ndarray, *, stretch: bool = False) -> np.ndarray:

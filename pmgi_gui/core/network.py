@@ -118,7 +118,7 @@ class PMGI(nn.Module):
 
     # -- forward -----------------------------------------------------------------
     def _unit(self, path: str, name: str, x: torch.Tensor, moments: Moments | None,
-              record: Moments | None) -> torch.Tensor:
+              record: Moments | None, collect) -> torch.Tensor:
         unit: _Unit = getattr(getattr(self, path), name)
         z = unit.conv(x)
         if self.normalisation == "batch":
@@ -128,6 +128,8 @@ class PMGI(nn.Module):
             if moments is not None and key in moments.mean:
                 mean, var = moments.mean[key], moments.var[key]
             else:
+                if collect is not None:
+                    collect(key, z)
                 var, mean = torch.var_mean(z, dim=(0, 2, 3), correction=0)
             if record is not None:
                 record.mean[key], record.var[key] = mean, var
@@ -135,10 +137,12 @@ class PMGI(nn.Module):
         return F.leaky_relu(z, LRELU_SLOPE)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, moments: Moments | None = None,
-                record: Moments | None = None) -> torch.Tensor:
-        """Fuse; for ``reference`` models, ``moments`` (if given) replaces the
-        per-image moments layer by layer, and ``record`` collects those used."""
-        u = lambda p, n, x: self._unit(p, n, x, moments, record)  # noqa: E731
+                record: Moments | None = None, collect=None) -> torch.Tensor:
+        """Fuse. For ``reference`` models: ``moments`` (if given) replaces the
+        per-image moments layer by layer, ``record`` receives the moments used, and
+        ``collect(key, z)`` sees each conv output whose moments were not given (the
+        tiled engine gathers whole-image moments with it and may stop the pass)."""
+        u = lambda p, n, x: self._unit(p, n, x, moments, record, collect)  # noqa: E731
         a1 = u("a", "conv1", torch.cat((a, a, b), 1))
         b1 = u("b", "conv1", torch.cat((b, b, a), 1))
         a2 = u("a", "conv2", a1)
