@@ -7,34 +7,50 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .core.colour import PET_COLORMAPS
+from .core.engine import DEFAULT_TILE
 from .core.errors import PmgiError
 from .core.tasks import TASK_NAMES
 
 __all__ = ["main", "build_parser"]
 
 
+def _check_output(out: Path, sources, overwrite: bool) -> None:
+    for src in sources:
+        if out.exists() and Path(src).exists() and out.samefile(src):
+            raise PmgiError(f"refusing to write over the source image {out}")
+    if out.exists() and not overwrite:
+        raise PmgiError(f"{out} exists; pass --overwrite to replace it")
+
+
 def _fuse(args: argparse.Namespace) -> int:
     from .core import imageio
     from .core.checkpoints import find_checkpoint
     from .core.engine import choose_device, fuse_gray, to_uint8
+    from .core.fusion import PmgiFuser, fuse
+    from .core.tasks import PipelineOptions
 
     out = Path(args.output)
-    for src in (args.a, args.b):
-        if out.exists() and Path(src).exists() and out.samefile(src):
-            raise PmgiError(f"refusing to write over the source image {out}")
-    if out.exists() and not args.overwrite:
-        raise PmgiError(f"{out} exists; pass --overwrite to replace it")
+    _check_output(out, (args.a, args.b), args.overwrite)
     pa = imageio.read_image(args.a)
     pb = imageio.read_image(args.b)
-    if pa.shape[:2] != pb.shape[:2]:
-        raise PmgiError(f"the sources differ in size: {Path(args.a).name} is "
-                        f"{pa.shape[1]}x{pa.shape[0]}, {Path(args.b).name} is {pb.shape[1]}x{pb.shape[0]}")
     ckpt = find_checkpoint(args.checkpoint, args.task)
-    model = ckpt.load_model(band=args.band)
-    device = choose_device(args.device)
-    y = fuse_gray(model, imageio.to_gray(pa), imageio.to_gray(pb), device=device)
-    imageio.write_image(out, to_uint8(y, stretch=args.stretch), overwrite=args.overwrite,
-                        protect=(args.a, args.b))
+    if args.network_only:
+        if pa.shape[:2] != pb.shape[:2]:
+            raise PmgiError(f"the sources differ in size: {Path(args.a).name} is {pa.shape[1]}x"
+                            f"{pa.shape[0]}, {Path(args.b).name} is {pb.shape[1]}x{pb.shape[0]}")
+        device = choose_device(args.device)
+        y = fuse_gray(ckpt.load_model(band=args.band), imageio.to_gray(pa), imageio.to_gray(pb),
+                      device=device, tile=args.tile)
+        pixels = to_uint8(y, stretch=args.stretch)
+    else:
+        if args.stretch:
+            raise PmgiError("--stretch applies to the raw network output: use it with --network-only")
+        fuser = PmgiFuser(ckpt, device=args.device, tile=args.tile)
+        device = fuser.device
+        pixels = fuse(args.task, pa, pb, fuser=fuser,
+                      options=PipelineOptions(pet_colormap=args.pet_colormap)).pixels
+    imageio.write_image(out, pixels, overwrite=args.overwrite, protect=(args.a, args.b))
     print(f"fused {Path(args.a).name} + {Path(args.b).name} with {ckpt.name} ({ckpt.label}) "
           f"on {device.type} -> {out}")
     return 0
@@ -69,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network-only", action="store_true",
                    help="feed the two files straight to the network as its gray inputs A and B "
                         "(luma if colour) and write its gray output, bypassing the task pipeline")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                   help=f"tile size in pixels for inference (default {DEFAULT_TILE})")
+    p.add_argument("--pet-colormap", default="hot", choices=PET_COLORMAPS,
+                   help="medical: colour map given to a gray PET (default hot)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_fuse)
 

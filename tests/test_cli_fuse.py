@@ -66,7 +66,7 @@ def _bad_case(name, tmp_path, pair, ckpt):
     if name == "different sizes":
         small = tmp_path / "small.png"
         imageio.write_image(small, scene(20, 30, 3))
-        return [a, small], ckpt.path, "the sources differ in size: ir.png is 56x40, small.png is 30x20"
+        return [a, small], ckpt.path, "the infrared image is 56x40 but the visible image is 30x20"
     if name == "checkpoint for another task":
         other = random_checkpoint(tmp_path / "med", task="medical")
         return [a, b], other.path, "checkpoint med was made for task medical, not ir-vis"
