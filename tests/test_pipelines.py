@@ -121,3 +121,27 @@ def test_mismatches_are_explained(task, a, b, message):
     with pytest.raises(ImageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         fuse_pair(task, np.zeros(a, np.uint8), np.zeros(b, np.uint8), gray_fuse=lambda x, y, k: x,
                   pan_fuse=lambda x, y: x)
+
+
+@pytest.mark.skipif(not PAIRS, reason="needs ../shared/data (the shared data is not on this machine)")
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_every_baseline_runs_through_the_same_pipeline(task):
+    from pmgi_gui.core.fusion import PMGI_METHOD, methods_for
+
+    pair = next(p for t, p in PAIRS if t == task)
+    a, b = _read_pair(task, pair)
+    keys = [k for k, _ in methods_for(task) if k != PMGI_METHOD]
+    assert "average" in keys and len(keys) >= 2
+    for key in keys:
+        out = fuse(task, a, b, method=key).pixels
+        if task == "pan-sharpening":
+            assert out.shape == (*b.shape[:2], a.shape[2]) and out.dtype == a.dtype, key
+        else:
+            assert out.shape[:2] == a.shape[:2] and out.dtype == np.uint8, key
+
+
+def test_unknown_method_is_explained():
+    from pmgi_gui.core.errors import PmgiError
+
+    with pytest.raises(PmgiError, match="unknown method 'gff' for ir-vis; choose one of pmgi, average"):
+        fuse("ir-vis", scene(8, 8), scene(8, 8), method="gff")

@@ -118,7 +118,7 @@ def fuse(task: str, a: np.ndarray, b: np.ndarray, *, method: str = PMGI_METHOD,
         pixels = fuse_pair(task, a, b, pan_fuse=baseline.fn, options=options)
     else:
         gray: GrayFuse = lambda a_, b_, band: baseline.fn(a_, b_)  # noqa: E731
-        pixels = fuse_pair(task, a, b, gray_fuse=gray, options=options)
+        pixels = fuse_pair(task, a, b, gray_fuse=gray, options=options, pan_histogram_match=False)
     if progress is not None:
         progress(1, 1)
     return FusionResult(task, method, pixels, time.perf_counter() - start, "cpu")

@@ -232,7 +232,8 @@ def _medical(pet, mri, gray_fuse: GrayFuse, options: PipelineOptions) -> np.ndar
     return _to_u8(out * 255)
 
 
-def _pan(ms, pan, gray_fuse: GrayFuse | None, pan_fuse: PanFuse | None) -> np.ndarray:
+def _pan(ms, pan, gray_fuse: GrayFuse | None, pan_fuse: PanFuse | None,
+         match_histograms: bool) -> np.ndarray:
     from .colour import match_base_histogram, upsample_bicubic
 
     ms_up = upsample_bicubic(ms, PAN_RATIO)
@@ -246,7 +247,7 @@ def _pan(ms, pan, gray_fuse: GrayFuse | None, pan_fuse: PanFuse | None) -> np.nd
         bands = []
         for k in range(ms.shape[2]):
             f = gray_fuse(ms_up[..., k] * scale, pan_f * scale, k + 1) / scale
-            bands.append(match_base_histogram(f, ms[..., k]))
+            bands.append(match_base_histogram(f, ms[..., k]) if match_histograms else f)
         fused = np.stack(bands, axis=-1)
     if np.issubdtype(ms.dtype, np.integer):
         info = np.iinfo(ms.dtype)
@@ -255,11 +256,14 @@ def _pan(ms, pan, gray_fuse: GrayFuse | None, pan_fuse: PanFuse | None) -> np.nd
 
 
 def fuse_pair(task_name: str, a: np.ndarray, b: np.ndarray, *, gray_fuse: GrayFuse | None = None,
-              pan_fuse: PanFuse | None = None, options: PipelineOptions | None = None) -> np.ndarray:
+              pan_fuse: PanFuse | None = None, options: PipelineOptions | None = None,
+              pan_histogram_match: bool = True) -> np.ndarray:
     """Fuse two source images (as read, native dtype) with a gray fusion method.
 
     Returns the output image: uint8 gray or RGB, or for pan-sharpening the MS's
-    band count and dtype on the PAN grid.
+    band count and dtype on the PAN grid. ``pan_histogram_match`` applies the
+    released base/detail histogram matching after a per-band gray fusion (part of
+    PMGI's released pipeline; off for classical per-band methods).
     """
     task = get_task(task_name)
     options = options or PipelineOptions()
@@ -267,7 +271,7 @@ def fuse_pair(task_name: str, a: np.ndarray, b: np.ndarray, *, gray_fuse: GrayFu
     if task.name == "pan-sharpening":
         if gray_fuse is None and pan_fuse is None:
             raise PmgiError("pan-sharpening needs a fusion method")
-        return _pan(a, b, gray_fuse, pan_fuse)
+        return _pan(a, b, gray_fuse, pan_fuse, pan_histogram_match)
     if gray_fuse is None:
         raise PmgiError(f"{task.title} needs a gray fusion method")
     if task.name == "multi-exposure":
