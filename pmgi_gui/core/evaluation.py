@@ -172,11 +172,15 @@ def evaluate(task: str, folder: str | Path, *, methods: list[str] | None = None,
     total, done = len(pairs) * len(cols), 0
     for pair in pairs:
         a, b = imageio.read_image(pair.a), imageio.read_image(pair.b)
-        degraded = None
+        degraded = reference = None
         if task == "pan-sharpening":
             from .pansharpening_metrics import degrade
 
-            degraded = degrade(a, b)
+            # Wald protocol: the MS must be a whole number of degraded pixels, so an
+            # MS whose sides are not multiples of 4 is cropped (its PAN with it).
+            h, w = (a.shape[0] // 4) * 4, (a.shape[1] // 4) * 4
+            reference = a[:h, :w]
+            degraded = degrade(reference, b[:4 * h, :4 * w])
         for m in cols:
             result = m.run(a, b)
             row = {"pair": pair.name, "method": m.label, "seconds": result.seconds}
@@ -185,7 +189,8 @@ def evaluate(task: str, folder: str | Path, *, methods: list[str] | None = None,
                 ms_lr, pan_lr = (np.asarray(x).astype(a.dtype) if np.issubdtype(a.dtype, np.integer)
                                  else np.asarray(x) for x in degraded)
                 fused_lr = m.run(ms_lr, pan_lr).pixels
-            row.update(score(task, a, b, result.pixels, keys, reference_fused=fused_lr, reference=a))
+            row.update(score(task, a, b, result.pixels, keys, reference_fused=fused_lr,
+                             reference=reference))
             rows.append(row)
             done += 1
             if progress is not None:
