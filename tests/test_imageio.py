@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -382,6 +383,21 @@ def test_tiff_size_is_checked_from_the_header(tmp_path):
         read_image(p)
 
 
+def test_tiff_strip_past_the_end_is_refused_without_reading_it(tmp_path):
+    import tifffile
+
+    p = write_image(tmp_path / "x.tif", ramp(8, 8))  # one zlib strip
+    with tifffile.TiffFile(p, mode="r+b") as tif:
+        tif.pages[0].tags["StripByteCounts"].overwrite(0xFFFFFF00)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageError, match="damaged or truncated .*past the end of the file"):
+            read_image(p)
+        assert tracemalloc.get_traced_memory()[1] < 50_000_000
+    finally:
+        tracemalloc.stop()
+
+
 def test_geotiff_and_dicom_sizes_are_checked_from_the_header(tmp_path):
     from affine import Affine
 
@@ -523,7 +539,8 @@ def test_shared_pan_sharpening_pairs_keep_bands_and_bit_depth():
 
 # ------------------------------------------------ random and damaged files (fuzz)
 
-FUZZ_SUFFIXES = (".png", ".jpg", ".bmp", ".tif", ".dcm")
+FUZZ_SUFFIXES = imageio.READABLE_SUFFIXES  # .png .jpg .jpeg .bmp .tif .tiff .dcm .dicom
+_SAME = {".jpeg": ".jpg", ".tiff": ".tif", ".dicom": ".dcm"}
 
 
 @pytest.fixture(scope="module")
@@ -585,12 +602,13 @@ def test_random_and_damaged_files_raise_only_image_error(tmp_path, fuzz_seeds, s
     from hypothesis import strategies as st
 
     target = tmp_path / f"fuzz{suffix}"
+    seeds, magic = fuzz_seeds[_SAME.get(suffix, suffix)], _MAGIC[_SAME.get(suffix, suffix)]
     raw = st.binary(max_size=1024)
     sources = st.one_of(
         raw.map(lambda b: ("random", b)),
-        raw.map(lambda b: ("magic", _MAGIC[suffix] + b)),
-        st.tuples(st.sampled_from(range(len(fuzz_seeds[suffix]))), _mutations()).map(
-            lambda t: ("mutated", _mutate(fuzz_seeds[suffix][t[0]], t[1]))),
+        raw.map(lambda b: ("magic", magic + b)),
+        st.tuples(st.sampled_from(range(len(seeds))), _mutations()).map(
+            lambda t: ("mutated", _mutate(seeds[t[0]], t[1]))),
     )
 
     @settings(max_examples=150, deadline=None, database=None,
@@ -599,6 +617,7 @@ def test_random_and_damaged_files_raise_only_image_error(tmp_path, fuzz_seeds, s
     def check(case):
         _, data = case
         target.write_bytes(data)
+        tracemalloc.reset_peak()
         try:
             src = read_source(target, max_pixels=1_000_000)
         except ImageError as exc:
@@ -606,5 +625,12 @@ def test_random_and_damaged_files_raise_only_image_error(tmp_path, fuzz_seeds, s
         else:
             assert src.pixels.ndim in (2, 3) and src.pixels.size > 0
             assert src.kind in ("gray", "rgb", "multiband")
+        # A damaged length or count must not make a small file reserve a lot of memory
+        # (the pixel limit allows at most 1 M pixels x 16 bands x 8 bytes = 128 MB).
+        assert tracemalloc.get_traced_memory()[1] < 160_000_000
 
-    check()
+    tracemalloc.start()
+    try:
+        check()
+    finally:
+        tracemalloc.stop()

@@ -274,24 +274,27 @@ def _read_raster(path: Path, head: bytes, max_pixels: int) -> Source:
         width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
         _check_size(path, height, width, max_pixels)
     with open(path, "rb") as fh:
-        im = plugin(fh)
-        width, height = im.size
-        _check_size(path, height, width, max_pixels)
-        if fmt == "PNG" and head[12:16] == b"IHDR":
-            bit_depth, colour_type = head[24], head[25]
-            if bit_depth == 16 and colour_type in (2, 4, 6):
-                # Pillow would reduce 16-bit colour to 8 bits; OpenCV keeps all 16.
-                return _read_png16_colour(path, height, width)
-        else:
-            bit_depth = 8
-        im.load()
-        if fmt == "JPEG":
-            orientation = im.getexif().get(0x0112)
-            if orientation and orientation != 1:
-                # What every viewer shows; both sources of a pair get the same treatment.
-                im = ImageOps.exif_transpose(im)
-                meta["exif_orientation"] = int(orientation)
-        pixels, alpha, rgb = _from_pil(im, path)
+        width, height = plugin(fh).size  # the header only
+    _check_size(path, height, width, max_pixels)
+    if fmt == "PNG" and head[12:16] == b"IHDR":
+        bit_depth, colour_type = head[24], head[25]
+        if bit_depth == 16 and colour_type in (2, 4, 6):
+            # Pillow would reduce 16-bit colour to 8 bits; OpenCV keeps all 16.
+            return _read_png16_colour(path, height, width)
+    else:
+        bit_depth = 8
+    # Decoded from memory: Pillow skips the rest of a PNG's image data with
+    # fp.read(length), and a damaged 4 GB length would reserve 4 GB from a file object,
+    # while a BytesIO hands back only what is there.
+    im = plugin(io.BytesIO(path.read_bytes()))
+    im.load()
+    if fmt == "JPEG":
+        orientation = im.getexif().get(0x0112)
+        if orientation and orientation != 1:
+            # What every viewer shows; both sources of a pair get the same treatment.
+            im = ImageOps.exif_transpose(im)
+            meta["exif_orientation"] = int(orientation)
+    pixels, alpha, rgb = _from_pil(im, path)
     if fmt == "PNG" and head[25] == 3:
         bit_depth = 8  # palette entries are 8-bit colours whatever the index depth
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
@@ -382,6 +385,13 @@ def _read_tiff(path: Path, head: bytes, max_pixels: int) -> Source:
             problem = None if series.dtype == bool else _dtype_problem(series.dtype)
             if problem:  # known from the header: no need to decode
                 raise ImageError(f"{path.name}: {problem}")
+            # tifffile reads each strip or tile with one read(bytecount): a damaged count
+            # would reserve gigabytes before finding the file too short.
+            size = tif.filehandle.size
+            for p in series.pages:
+                segments = zip(p.dataoffsets, p.databytecounts) if p is not None else ()
+                if any(offset + count > size for offset, count in segments):
+                    raise _damaged(path, "TIFF", "image data past the end of the file")
             try:
                 pixels = series.asarray()
             except (ValueError, KeyError, NotImplementedError) as exc:
@@ -407,7 +417,8 @@ def _tiff_layout(path: Path, shape: tuple, axes: str) -> tuple[int, int, int | N
         band_axis, ax, bands = others[0]
         if ax in "ZT":
             what = "slices" if ax == "Z" else "time points"
-            raise ImageError(f"{path.name}: the TIFF file holds {bands} {what}; open a single image")
+            raise ImageError(f"{path.name}: the TIFF file holds {bands} {what}; "
+                             f"open a single image")
     return shape[axes.index("Y")], shape[axes.index("X")], band_axis, bands
 
 
@@ -477,7 +488,8 @@ def _read_rasterio(path: Path, max_pixels: int, fmt: str) -> Source:
             interp = tuple(ds.colorinterp)
             crs, transform, nodata = ds.crs, ds.transform, ds.nodata
             names = list(ds.descriptions)
-            bit_depth = int(ds.tags(1, "IMAGE_STRUCTURE").get("NBITS", np.dtype(ds.dtypes[0]).itemsize * 8))
+            nbits = ds.tags(1, "IMAGE_STRUCTURE").get("NBITS")  # e.g. 12 of 16
+            bit_depth = int(nbits) if nbits else np.dtype(ds.dtypes[0]).itemsize * 8
     pixels = data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1)
     channels = data.shape[0]
     alpha = channels in (2, 4) and interp[-1] == ColorInterp.alpha
@@ -500,8 +512,13 @@ def _read_dicom(path: Path, head: bytes, max_pixels: int) -> Source:
     from pydicom.errors import InvalidDicomError
 
     has_preamble = head[128:132] == b"DICM"
+    # From memory, not from the file: pydicom reads an element with fp.read(length),
+    # and a damaged length of 4 GB would reserve 4 GB from a file object, while a
+    # BytesIO hands back only what is there. A single slice is small; its pixels are
+    # read in full anyway.
+    data = path.read_bytes()
     try:
-        ds = pydicom.dcmread(path, force=not has_preamble)
+        ds = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
     except InvalidDicomError:
         raise ImageError(f"{path.name}: not a valid DICOM file") from None
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
@@ -531,7 +548,8 @@ def _read_dicom(path: Path, head: bytes, max_pixels: int) -> Source:
         raise ImageError(f"{path.name}: the DICOM pixel data is compressed as {name}, which "
                          f"cannot be decoded here ({_brief(exc)})") from None
     if raw.shape[:2] != (rows, cols):
-        raise ImageError(f"{path.name}: the DICOM file is inconsistent (header and pixel data disagree)")
+        raise ImageError(f"{path.name}: the DICOM file is inconsistent (header and pixel data "
+                         f"disagree)")
     bits_stored = int(ds.get("BitsStored", raw.dtype.itemsize * 8) or raw.dtype.itemsize * 8)
     meta: dict = {"photometric": photometric, "modality": str(ds.get("Modality", "")) or None}
     if photometric in ("MONOCHROME1", "MONOCHROME2"):
@@ -595,7 +613,9 @@ def check_bands(pixels: np.ndarray | Source, allowed: int | Iterable[int], role:
     if arr.ndim not in (2, 3):
         raise ImageError(f"the {role} image has an unsupported shape {arr.shape}")
     n = 1 if arr.ndim == 2 else arr.shape[2]
-    ok = sorted({int(allowed)} if isinstance(allowed, (int, np.integer)) else {int(a) for a in allowed})
+    if isinstance(allowed, (int, np.integer)):
+        allowed = (allowed,)
+    ok = sorted({int(a) for a in allowed})
     if n not in ok:
         raise ImageError(f"the {role} image has {n} band{'s' if n != 1 else ''}; "
                          f"it needs {_describe_counts(ok)}")
@@ -837,7 +857,8 @@ def _geotiff_encoder(path: Path, pixels: np.ndarray, georef: Georef,
             transform = affine.Affine(*tuple(transform)[:6])
         crs = CRS.from_user_input(georef.crs) if georef.crs else None
     except Exception as exc:
-        raise ImageError(f"cannot write {path.name}: invalid georeferencing ({_brief(exc)})") from None
+        raise ImageError(f"cannot write {path.name}: invalid georeferencing "
+                         f"({_brief(exc)})") from None
     bands = pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)
     profile = dict(driver="GTiff", width=pixels.shape[1], height=pixels.shape[0],
                    count=bands.shape[0], dtype=pixels.dtype.name, crs=crs, transform=transform,
