@@ -193,7 +193,8 @@ def _medical(rng) -> tuple[np.ndarray, np.ndarray]:
 
     brain = (phantom > 0.15) & (phantom < 0.9)
     activity = 0.25 * brain + 0.08 * head
-    for cy, cx, r, a in ((0.42, 0.36, 0.05, 1.0), (0.55, 0.62, 0.07, 0.8), (0.72, 0.48, 0.035, 0.9)):
+    hot_spots = ((0.42, 0.36, 0.05, 1.0), (0.55, 0.62, 0.07, 0.8), (0.72, 0.48, 0.035, 0.9))
+    for cy, cx, r, a in hot_spots:
         activity = activity + a * np.exp(-(((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r)))
     activity = activity * (phantom > 0.05 * 0.5)
     pet = _blur(activity, 4.0)
