@@ -23,36 +23,80 @@ def _check_output(out: Path, sources, overwrite: bool) -> None:
         raise PmgiError(f"{out} exists; pass --overwrite to replace it")
 
 
-def _fuse(args: argparse.Namespace) -> int:
+def _output_georef(task: str, sa, sb, out: Path):
+    """The georeferencing an output keeps: the PAN grid's for pan-sharpening, else
+    the sources' (they share one grid). Only a TIFF can carry it."""
+    georef = sb.georef if task == "pan-sharpening" else (sa.georef or sb.georef)
+    if georef is not None and out.suffix.lower() not in (".tif", ".tiff"):
+        print(f"note: {out.name} cannot hold the sources' georeferencing; write a .tif to keep it",
+              file=sys.stderr)
+        return None
+    return georef
+
+
+def _fuse_one(task: str, path_a, path_b, out: Path, args) -> str:
     from .core import imageio
     from .core.checkpoints import find_checkpoint
     from .core.engine import choose_device, fuse_gray, to_uint8
     from .core.fusion import PmgiFuser, fuse
     from .core.tasks import PipelineOptions
 
-    out = Path(args.output)
-    _check_output(out, (args.a, args.b), args.overwrite)
-    pa = imageio.read_image(args.a)
-    pb = imageio.read_image(args.b)
-    ckpt = find_checkpoint(args.checkpoint, args.task)
+    _check_output(out, (path_a, path_b), args.overwrite)
+    sa, sb = imageio.read_source(path_a), imageio.read_source(path_b)
+    ckpt = find_checkpoint(args.checkpoint, task)
     if args.network_only:
-        if pa.shape[:2] != pb.shape[:2]:
-            raise PmgiError(f"the sources differ in size: {Path(args.a).name} is {pa.shape[1]}x"
-                            f"{pa.shape[0]}, {Path(args.b).name} is {pb.shape[1]}x{pb.shape[0]}")
+        if sa.pixels.shape[:2] != sb.pixels.shape[:2]:
+            (ha, wa), (hb, wb) = sa.size, sb.size
+            raise PmgiError(f"the sources differ in size: {Path(path_a).name} is {wa}x{ha}, "
+                            f"{Path(path_b).name} is {wb}x{hb}")
         device = choose_device(args.device)
-        y = fuse_gray(ckpt.load_model(band=args.band), imageio.to_gray(pa), imageio.to_gray(pb),
-                      device=device, tile=args.tile)
-        pixels = to_uint8(y, stretch=args.stretch)
+        y = fuse_gray(ckpt.load_model(band=args.band), imageio.to_gray(sa.pixels),
+                      imageio.to_gray(sb.pixels), device=device, tile=args.tile)
+        pixels, georef = to_uint8(y, stretch=args.stretch), None
     else:
         if args.stretch:
             raise PmgiError("--stretch applies to the raw network output: use it with --network-only")
         fuser = PmgiFuser(ckpt, device=args.device, tile=args.tile)
         device = fuser.device
-        pixels = fuse(args.task, pa, pb, fuser=fuser,
+        pixels = fuse(task, sa.pixels, sb.pixels, fuser=fuser,
                       options=PipelineOptions(pet_colormap=args.pet_colormap)).pixels
-    imageio.write_image(out, pixels, overwrite=args.overwrite, protect=(args.a, args.b))
-    print(f"fused {Path(args.a).name} + {Path(args.b).name} with {ckpt.name} ({ckpt.label}) "
-          f"on {device.type} -> {out}")
+        georef = _output_georef(task, sa, sb, out)
+    imageio.write_image(out, pixels, georef=georef, overwrite=args.overwrite, protect=(path_a, path_b))
+    return (f"fused {Path(path_a).name} + {Path(path_b).name} ({task}) with {ckpt.name} "
+            f"({ckpt.label}) on {device.type} -> {out}")
+
+
+def _fuse(args: argparse.Namespace) -> int:
+    if args.demo:
+        return _fuse_demo(args)
+    if not (args.task and args.a and args.b):
+        raise PmgiError("fuse needs --task and the two sources A and B (or --demo)")
+    print(_fuse_one(args.task, args.a, args.b, Path(args.output), args))
+    return 0
+
+
+def _fuse_demo(args: argparse.Namespace) -> int:
+    """Every preset on its built-in demo pair, into the folder -o."""
+    from .core.checkpoints import list_checkpoints
+    from .core.demo import demo_pair
+
+    if args.a or args.b or args.checkpoint:
+        raise PmgiError("--demo takes no sources and no --checkpoint: it uses the built-in pairs "
+                        "and each task's default checkpoint")
+    folder = Path(args.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    tasks = [args.task] if args.task else list(TASK_NAMES)
+    fused = 0
+    for task in tasks:
+        if not list_checkpoints(task):
+            print(f"{task}: skipped, no PMGI checkpoint is installed for it", file=sys.stderr)
+            continue
+        a, b = demo_pair(task)
+        out = folder / f"{task}{'.tif' if task == 'pan-sharpening' else '.png'}"
+        print(_fuse_one(task, a, b, out, args))
+        fused += 1
+    if not fused:
+        raise PmgiError("no task could be fused: no PMGI checkpoint is installed")
     return 0
 
 
@@ -121,10 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("fuse", help="fuse two source images")
-    p.add_argument("a", help="first source (infrared, under-exposed, PET, near focus, MS)")
-    p.add_argument("b", help="second source (visible, over-exposed, MRI, far focus, PAN)")
-    p.add_argument("-o", "--output", required=True, help="the fused image to write (PNG, TIFF, ...)")
-    p.add_argument("--task", required=True, choices=TASK_NAMES)
+    p.add_argument("a", nargs="?", help="first source (infrared, under-exposed, PET, near focus, MS)")
+    p.add_argument("b", nargs="?", help="second source (visible, over-exposed, MRI, far focus, PAN)")
+    p.add_argument("-o", "--output", required=True,
+                   help="the fused image to write (PNG, TIFF, ...); with --demo, a folder")
+    p.add_argument("--task", choices=TASK_NAMES, help="the fusion task (with --demo: only this one)")
+    p.add_argument("--demo", action="store_true",
+                   help="fuse the built-in demo pair of every task into the folder -o")
     p.add_argument("--checkpoint", help="checkpoint folder or the name of an installed one "
                                         "(default: the task's default)")
     p.add_argument("--band", type=int, help="band model to use from a per-band checkpoint")
