@@ -148,6 +148,7 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(pairs_dir, tmp_path, tra
     losses = lambda p: [r["loss"] for r in csv.DictReader(open(p))]  # noqa: E731
     assert losses(resumed.loss_csv) == losses(trained.loss_csv)
     assert resumed.checkpoint.extra["training"]["resumed_at"] == [2]
+    assert not state_path_for(out).exists()  # a finished run leaves its checkpoint only
     with pytest.raises(PmgiError, match="seed differ"):
         train("ir-vis", pairs_dir, out, seed=5, resume=True, **FAST)
 

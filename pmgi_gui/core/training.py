@@ -495,7 +495,8 @@ class Trainer:
 
     Writes ``output/loss.csv`` as it goes, a resumable state file beside the output
     (:func:`state_path_for`) every ``save_every`` steps and when cancelled, and at
-    the end the checkpoint folder ``output`` (batch normalisation).
+    the end the checkpoint folder ``output`` (batch normalisation), which replaces
+    the state file.
     """
 
     def __init__(self, config: TrainConfig, data: TrainingData, output: str | os.PathLike, *,
@@ -631,7 +632,12 @@ class Trainer:
             total_seconds = seconds()
             model.eval()
             final = self._final_loss(losses)
-            metrics = evaluate_model(model, cfg.task, self.eval_data) if self.eval_data else None
+            metrics = None
+            if self.eval_data:
+                try:
+                    metrics = evaluate_model(model, cfg.task, self.eval_data)
+                except Exception as exc:  # a scoring failure must not lose the trained model
+                    metrics = {"error": f"{type(exc).__name__}: {exc}"}
             ckpt = save_checkpoint(
                 self.output, {DEFAULT_MODEL: model.cpu()}, task=cfg.task, lambdas=cfg.lambdas,
                 label=self.label or f"trained, {cfg.steps} steps",
@@ -654,6 +660,8 @@ class Trainer:
                     "inference": "batch norm's running statistics (folded into the convolutions)",
                     "torch": torch.__version__,
                 }, **({"metrics": metrics} if metrics else {})})
+        # The run is complete: its checkpoint replaces the resumable state.
+        self.state_path.unlink(missing_ok=True)
         return TrainResult(ckpt, cfg.steps, total_seconds, final.get("final", float("nan")),
                            self.csv_path, self.state_path, metrics)
 
