@@ -291,10 +291,9 @@ class TrainingData:
         return out_a, out_b
 
     def describe(self) -> dict:
-        p_pair: dict[str, float] = {}
-        for it, p in zip(self.items, self._p):
-            p_pair[it.name] = p_pair.get(it.name, 0.0) + float(p)
-        effective = 1.0 / sum(v * v for v in p_pair.values())
+        # Weights are 1 per pair, or 1/(near slices) for medical: their sum counts
+        # the pairs that are not near-duplicates of each other.
+        effective = sum(it.weight for it in self.items)
         return {
             "root": self.root,
             "pairs": self.pairs,
