@@ -156,6 +156,143 @@ def _evaluate(args: argparse.Namespace) -> int:
     csv_path, json_path = write_report(report, args.output, overwrite=args.overwrite)
     print(format_table(report))
     print(f"wrote {csv_path} and {json_path}")
+
+def _parse_lambdas(text: str | None):
+    from .core.tasks import Lambdas
+
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise PmgiError(f"--lambdas needs four numbers A_INT,A_GRAD,B_INT,B_GRAD, got {text!r}")
+    return Lambdas(*values)
+
+
+class _Interrupt:
+    """Ctrl-C asks a training run to stop after its current step (and save its
+    state); a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.asked = False
+
+    def __enter__(self):
+        import signal
+
+        self._previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self.asked:
+                raise KeyboardInterrupt
+            self.asked = True
+            print("\npmgi: stopping after this step (Ctrl-C again to stop now)", file=sys.stderr)
+
+        try:
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave Ctrl-C alone
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+    def __call__(self) -> bool:
+        return self.asked
+
+
+def _progress_bar():
+    """A tqdm bar made at the first step (so that input errors stay one line)."""
+    from tqdm import tqdm
+
+    state = {}
+
+    def progress(step, total, loss, rate):
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, initial=step - 1, unit="step", dynamic_ncols=True,
+                                      file=sys.stderr)
+        bar.update(step - bar.n)
+        bar.set_postfix(loss=f"{loss:.4g}", patches_s=f"{rate:.1f}")
+
+    def close():
+        if "bar" in state:
+            state.pop("bar").close()
+
+    return close, progress
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .core.errors import Cancelled
+    from .core.tasks import get_task
+
+    task = get_task(args.task)
+    lambdas = _parse_lambdas(args.lambdas)
+    out = Path(args.output)
+    if args.pair:
+        if args.resume:
+            raise PmgiError("--resume continues a --data run; a --pair fine-tune is short, run it again")
+        return _fine_tune(args, task, lambdas, out)
+    from .core.training import train
+
+    close_bar, progress = _progress_bar()
+    try:
+        with _Interrupt() as interrupt:
+            result = train(task.name, args.data, out, lambdas=lambdas,
+                           steps=300 if args.steps is None else args.steps,
+                           batch=32 if args.batch is None else args.batch, patch=args.patch,
+                           lr=1e-3 if args.lr is None else args.lr,
+                           schedule=args.schedule, lr_min=args.lr_min, seed=args.seed,
+                           init=args.init, resume=args.resume, overwrite=args.overwrite,
+                           label=args.label, device=args.device, threads=args.threads,
+                           save_every=args.save_every, eval_data=args.eval_data,
+                           progress=progress, cancel=interrupt)
+    except Cancelled as exc:
+        close_bar()
+        print(f"pmgi: {exc}", file=sys.stderr)
+        return 130
+    finally:
+        close_bar()
+    info = result.checkpoint.extra["training"]
+    print(f"trained {task.name} checkpoint -> {result.checkpoint.path} ({result.steps} steps on "
+          f"{info['data']['pair_count']} pairs, {result.seconds:.0f} s on {info['device']}, "
+          f"final loss {result.final_loss:.4g}; loss curve {result.loss_csv})")
+    return 0
+
+
+def _fine_tune(args: argparse.Namespace, task, lambdas, out: Path) -> int:
+    from .core import imageio
+    from .core.checkpoints import find_checkpoint
+    from .core.training import fine_tune, save_fine_tuned
+
+    if args.eval_data:
+        raise PmgiError("--eval-data applies to a --data run")
+    if (out / "manifest.json").exists() and not args.overwrite:
+        raise PmgiError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
+    base = find_checkpoint(args.init, task.name)
+    a, b = imageio.read_image(args.pair[0]), imageio.read_image(args.pair[1])
+    steps = 100 if args.steps is None else args.steps
+    close_bar, progress = _progress_bar()
+    try:
+        with _Interrupt() as interrupt:
+            model, info = fine_tune(base, a, b, task.name, lambdas or base.lambdas, steps, progress,
+                                    interrupt, batch=8 if args.batch is None else args.batch,
+                                    patch=args.patch, lr=1e-4 if args.lr is None else args.lr,
+                                    seed=args.seed, device=args.device,
+                                    threads=args.threads)
+    finally:
+        close_bar()
+    info["pair"] = [Path(p).name for p in args.pair]
+    ckpt = save_fine_tuned(model, info, out_dir=out, label=args.label, overwrite=args.overwrite)
+    print(f"fine-tuned {base.name} on {Path(args.pair[0]).name} + {Path(args.pair[1]).name} "
+          f"({steps} steps, {info['seconds']:.0f} s, loss {info['loss']['first']:.4g} -> "
+          f"{info['loss']['final']:.4g}) -> {ckpt.path}")
     return 0
 
 
@@ -217,6 +354,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("train", help="train a checkpoint on a folder of pairs, or fine-tune one "
+                                     "on a single pair with new loss weights")
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="DIR",
+                        help="training pairs: DIR/<pair>/<a>.* + <b>.* with the task's file stems "
+                             "(ir/vis, under/over, pet/mri, near/far, ms/pan), or a folder holding "
+                             "<task>/ laid out so")
+    source.add_argument("--pair", nargs=2, metavar=("A", "B"),
+                        help="fine-tune --init on this one pair (A first, as in pmgi fuse)")
+    p.add_argument("--lambdas", metavar="A_INT,A_GRAD,B_INT,B_GRAD",
+                   help="loss weights (default: the paper's for the task; for --pair, those of --init)")
+    p.add_argument("--init", metavar="CKPT",
+                   help="checkpoint to start from (folder or installed name). --data default: fresh "
+                        "weights, N(0, 1e-3) truncated; --pair default: the task's default checkpoint")
+    p.add_argument("--steps", type=int, help="optimiser steps (default 300; --pair 100)")
+    p.add_argument("--patch", type=int, help="patch size (default 120; 60 for multi-focus)")
+    p.add_argument("--batch", type=int, help="patches per step (default 32; --pair 8)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3; --pair 1e-4, constant)")
+    p.add_argument("--schedule", default="cosine", choices=("cosine", "step", "constant"),
+                   help="learning-rate schedule of a --data run (default cosine down to --lr-min)")
+    p.add_argument("--lr-min", type=float, default=1e-5, help="final rate of the cosine schedule")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same weights")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run whose state is saved beside -o")
+    p.add_argument("--label", help="the checkpoint's display name")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="auto: CUDA when present, else the CPU")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores available)")
+    p.add_argument("--save-every", type=int, default=25,
+                   help="steps between saves of the resumable state (default 25)")
+    p.add_argument("--eval-data", metavar="DIR",
+                   help="after training, record the task's metrics on these pairs in the manifest "
+                        "(needs the metrics module)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing checkpoint or start over an interrupted run")
+    p.add_argument("-o", "--output", required=True, help="checkpoint folder to write")
+    p.set_defaults(func=_train)
     return parser
 
 
