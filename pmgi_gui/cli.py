@@ -252,7 +252,7 @@ def _train(args: argparse.Namespace) -> int:
                            init=args.init, resume=args.resume, overwrite=args.overwrite,
                            label=args.label, device=args.device, threads=args.threads,
                            save_every=args.save_every, eval_data=args.eval_data,
-                           progress=progress, cancel=interrupt)
+                           exclude=args.exclude, progress=progress, cancel=interrupt)
     except Cancelled as exc:
         close_bar()
         print(f"pmgi: {exc}", file=sys.stderr)
@@ -389,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-data", metavar="DIR",
                    help="after training, record the task's metrics on these pairs in the manifest "
                         "(needs the metrics module)")
+    p.add_argument("--exclude", metavar="DIR",
+                   help="leave out training pairs whose images (by pixel content) are among the "
+                        "pairs of DIR, e.g. the evaluation pairs")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing checkpoint or start over an interrupted run")
     p.add_argument("-o", "--output", required=True, help="checkpoint folder to write")

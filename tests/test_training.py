@@ -227,3 +227,22 @@ def test_cli_train_errors_are_one_line(args, message, tmp_path, capsys):
     rc = main(["train", "--task", "ir-vis", *args, "-o", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("pmgi: error: ") and message in err and err.count("\n") == 1
+
+
+def test_evaluation_pairs_are_held_out_of_training_by_pixel_content(tmp_path):
+    from pmgi_gui.core import imageio
+    from pmgi_gui.core.training import held_out_digests, load_training_data
+    from tests.helpers import scene
+
+    for name, seed in (("p0", 0), ("p1", 1), ("p2", 2)):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        imageio.write_image(tmp_path / "train" / name / "ir.png", scene(64, 64, seed))
+        imageio.write_image(tmp_path / "train" / name / "vis.png", scene(64, 64, seed + 10))
+    # The evaluation copy of p1 has another name and format, but the same pixels.
+    (tmp_path / "eval" / "x").mkdir(parents=True)
+    imageio.write_image(tmp_path / "eval" / "x" / "ir.tif", scene(64, 64, 1))
+    imageio.write_image(tmp_path / "eval" / "x" / "vis.png", scene(64, 64, 99))
+    data = load_training_data("ir-vis", tmp_path / "train", patch=32,
+                              exclude=held_out_digests("ir-vis", tmp_path / "eval"))
+    assert data.pairs == ["p0", "p2"]
+    assert data.skipped == ["p1: held out for evaluation"]

@@ -327,11 +327,28 @@ def _pair_folders(task: str, root: Path) -> list[tuple[Path, tuple[Path, Path]]]
             if (files := _pair_files(task, d)) is not None]
 
 
+def _pixel_digest(pixels: np.ndarray) -> str:
+    return hashlib.sha256(f"{pixels.dtype}{pixels.shape}".encode() + pixels.tobytes()).hexdigest()
+
+
+def held_out_digests(task: str, folder: str | os.PathLike) -> set[str]:
+    """Pixel digests of every source image of the pairs in ``folder`` (evaluation
+    pairs that training must not see, whatever their file names or formats)."""
+    from .evaluation import find_pairs
+    from .imageio import read_image
+
+    return {_pixel_digest(read_image(p)) for pair in find_pairs(task, folder) for p in (pair.a, pair.b)}
+
+
 def load_training_data(task: str, root: str | os.PathLike, *, patch: int | None = None,
                        options: PipelineOptions | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> TrainingData:
+                       progress: Callable[[int, int], None] | None = None,
+                       exclude: set[str] | None = None) -> TrainingData:
     """Read every pair of ``root`` (``root/<pair>/<stem_a>.*`` + ``<stem_b>.*``, or a
-    folder holding ``<task>/`` laid out so) once, through the task's network inputs."""
+    folder holding ``<task>/`` laid out so) once, through the task's network inputs.
+
+    A pair either of whose images has its pixels in ``exclude`` (see
+    :func:`held_out_digests`) is left out and listed in ``skipped``."""
     from .imageio import read_image
 
     t = get_task(task)
@@ -347,20 +364,25 @@ def load_training_data(task: str, root: str | os.PathLike, *, patch: int | None 
                         f"{t.stem_a}.* and {t.stem_b}.*")
     patch = patch or default_patch(task)
     digest = hashlib.sha256()
-    named = []
+    named, held_out = [], []
     for n, (folder, files) in enumerate(folders):
-        for path in files:
-            digest.update(f"{folder.name}/{path.name}\n".encode())
-            digest.update(path.read_bytes())
         try:
             a, b = read_image(files[0]), read_image(files[1])
+            if exclude and (_pixel_digest(a) in exclude or _pixel_digest(b) in exclude):
+                held_out.append(f"{folder.name}: held out for evaluation")
+                continue
+            for path in files:
+                digest.update(f"{folder.name}/{path.name}\n".encode())
+                digest.update(path.read_bytes())
             named.append((folder.name, network_inputs(task, a, b, options)))
         except PmgiError as exc:
             raise PmgiError(f"training pair {folder.name}: {exc}") from None
         if progress is not None:
             progress(n + 1, len(folders))
-    return TrainingData.from_inputs(task, named, patch=patch, sha256=digest.hexdigest(),
+    data = TrainingData.from_inputs(task, named, patch=patch, sha256=digest.hexdigest(),
                                     root=str(root))
+    data.skipped[:0] = held_out
+    return data
 
 
 # -- trainer ---------------------------------------------------------------------
@@ -700,7 +722,8 @@ def train(task: str, data: str | os.PathLike | TrainingData, output: str | os.Pa
           overwrite: bool = False, label: str | None = None, device: str = "auto",
           threads: int | None = None, save_every: int = 25,
           eval_data: str | os.PathLike | None = None, options: PipelineOptions | None = None,
-          progress: TrainProgress | None = None, cancel: Cancel | None = None) -> TrainResult:
+          progress: TrainProgress | None = None, cancel: Cancel | None = None,
+          exclude: str | os.PathLike | None = None) -> TrainResult:
     """Train a batch-normalised PMGI checkpoint for ``task`` on a folder of pairs.
 
     ``lambdas`` default to the paper's for the task. ``progress(step, total, loss,
@@ -713,7 +736,8 @@ def train(task: str, data: str | os.PathLike | TrainingData, output: str | os.Pa
     config = TrainConfig(t.name, lambdas or t.lambdas, steps, batch, patch, lr, schedule, lr_min,
                          seed, flips).validate()
     if not isinstance(data, TrainingData):
-        data = load_training_data(t.name, data, patch=patch, options=options)
+        held_out = held_out_digests(t.name, exclude) if exclude else None
+        data = load_training_data(t.name, data, patch=patch, options=options, exclude=held_out)
     trainer = Trainer(config, data, output, init=init, label=label, device=device, threads=threads,
                       save_every=save_every, eval_data=eval_data)
     return trainer.run(resume=resume, overwrite=overwrite, progress=progress, cancel=cancel)
