@@ -7,15 +7,18 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First: in a frozen build, worker processes re-enter here and must stop at once.
     multiprocessing.freeze_support()
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+    import logging
 
+    from PySide6.QtWidgets import QApplication
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
-    window = QMainWindow()
-    window.setWindowTitle("PMGI Fusion Studio")
-    window.setCentralWidget(QLabel("PMGI Fusion Studio: the fusion window is being built "
-                                   "(use the pmgi command meanwhile)."))
-    window.resize(900, 600)
+    app.setApplicationName("PMGI Fusion Studio")
+    from .main_window import MainWindow  # imports pyqtgraph and sets row-major images
+
+    window = MainWindow()
     window.show()
     return app.exec()
 
