@@ -55,6 +55,11 @@ MEDICAL_NOTE = ("Fused PET/MRI images are for visual assessment only, not for qu
                 "fusion changes PET intensities, so no uptake value can be read from them.")
 
 
+def _initial_capital(text: str) -> str:
+    """'infrared' -> 'Infrared', and 'PET' stays 'PET' (str.capitalize would give 'Pet')."""
+    return text[:1].upper() + text[1:]
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, open_demo: bool = True):
         super().__init__()
@@ -264,8 +269,9 @@ class MainWindow(QMainWindow):
         col.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(setup)
-        scroll.setMinimumWidth(290)
+        scroll.setMinimumWidth(330)
         setup_dock = QDockWidget("Setup", self)
         setup_dock.setObjectName("setup")
         setup_dock.setWidget(scroll)
@@ -324,6 +330,7 @@ class MainWindow(QMainWindow):
         self.metrics_dock.setObjectName("metrics")
         self.metrics_dock.setWidget(self.metrics_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.metrics_dock)
+        self.resizeDocks([self.metrics_dock], [380], Qt.Orientation.Horizontal)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
@@ -592,6 +599,7 @@ class MainWindow(QMainWindow):
     def _fill_baselines(self) -> None:
         for box in self.baseline_checks.values():
             self.methods_layout.removeWidget(box)
+            box.hide()  # deleteLater waits for the event loop; do not paint it meanwhile
             box.deleteLater()
         self.baseline_checks = {}
         for bl in baselines_for(self.task):
@@ -688,7 +696,7 @@ class MainWindow(QMainWindow):
         t = get_task(self.task)
         a, b = self.sources["a"], self.sources["b"]
         for role, src, name in (("a", a, t.role_a), ("b", b, t.role_b)):
-            self.source_labels[role].setText(f"{name.capitalize()}: "
+            self.source_labels[role].setText(f"{_initial_capital(name)}: "
                                              f"{src.describe() if src else 'not loaded'}")
         self.pair_error = None
         if a is not None and b is not None:
@@ -735,7 +743,7 @@ class MainWindow(QMainWindow):
         t = get_task(self.task)
         for role, panel, name in (("a", self.panel_a, t.role_a), ("b", self.panel_b, t.role_b)):
             src = self.sources[role]
-            title = f"{name.capitalize()} (A)" if role == "a" else f"{name.capitalize()} (B)"
+            title = f"{_initial_capital(name)} ({role.upper()})"
             panel.set_title(f"{title}: {src.name}" if src else title)
             x = self._source_display(role)
             if x is None:

@@ -93,6 +93,7 @@ class MetricsPanel(QWidget):
                     if specs else "No fusion metrics are available in this build: only run "
                     "times are listed.")
         self.note.setText(note)
+        self.plot.setVisible(bool(specs))
         headers = ["Method", "Run time (s)"] + [s.name for s in self.specs]
         self.table.clear()
         self.table.setRowCount(0)
