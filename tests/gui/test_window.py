@@ -298,3 +298,12 @@ def test_drag_and_drop_loads_a_source(qtbot, window, tmp_path):
     w.panel_a.dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
                                    Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
     assert w.sources["a"].path == tmp_path / "pair" / "ir.png"
+
+
+def test_pmgi_gui_entry_point_opens_and_quits(qapp):
+    from PySide6.QtCore import QTimer
+
+    from pmgi_gui.app.main import main
+
+    QTimer.singleShot(300, qapp.closeAllWindows)
+    assert main([]) == 0
