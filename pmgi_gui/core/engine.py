@@ -115,8 +115,14 @@ def _check_cancel(cancel: Cancel | None) -> None:
         raise Cancelled("cancelled")
 
 
-def _tiled_moments(model: PMGI, a: torch.Tensor, b: torch.Tensor, plan: list[Tile],
-                   step: Iterator[None], cancel: Cancel | None) -> Moments:
+def _tile_input(x: np.ndarray, t: Tile, device: torch.device) -> torch.Tensor:
+    """One haloed tile in the network's range; converting per tile keeps memory
+    bounded by the tile, not the image."""
+    return to_network(torch.from_numpy(x[t.hy0:t.hy1, t.hx0:t.hx1]).to(device))[None, None]
+
+
+def _tiled_moments(model: PMGI, a: np.ndarray, b: np.ndarray, plan: list[Tile],
+                   step: Iterator[None], cancel: Cancel | None, device: torch.device) -> Moments:
     known = Moments({}, {})
     for level in LEVELS:
         sums: dict[str, list] = {}
@@ -124,10 +130,9 @@ def _tiled_moments(model: PMGI, a: torch.Tensor, b: torch.Tensor, plan: list[Til
             _check_cancel(cancel)
             collector = _LevelSums(level, known, t.crop())
             collector.sums = sums
-            ta = a[..., t.hy0:t.hy1, t.hx0:t.hx1]
-            tb = b[..., t.hy0:t.hy1, t.hx0:t.hx1]
             try:
-                model(ta, tb, moments=known, collect=collector)
+                model(_tile_input(a, t, device), _tile_input(b, t, device), moments=known,
+                      collect=collector)
             except _Stop:
                 pass
             next(step)
@@ -170,16 +175,15 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
     out = np.empty((h, w), np.float32)
     with torch.inference_mode():
         model = model.to(device).eval()
-        ta = to_network(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)))[None, None]
-        tb = to_network(torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)))[None, None]
+        a = np.asarray(a, dtype=np.float32)
+        b = np.asarray(b, dtype=np.float32)
         if model.normalisation == "batch":
             model = model.fold()
         elif model.normalisation == "reference" and not reference_whole:
-            model = model.fold(_tiled_moments(model, ta.to(device), tb.to(device), plan, step, cancel))
+            model = model.fold(_tiled_moments(model, a, b, plan, step, cancel, device))
         for t in plan:
             _check_cancel(cancel)
-            y = model(ta[..., t.hy0:t.hy1, t.hx0:t.hx1].to(device),
-                      tb[..., t.hy0:t.hy1, t.hx0:t.hx1].to(device))
+            y = model(_tile_input(a, t, device), _tile_input(b, t, device))
             cy, cx = t.crop()
             out[t.y0:t.y1, t.x0:t.x1] = y[0, 0, cy, cx].float().cpu().numpy()
             next(step)

@@ -175,7 +175,9 @@ def _gray(x: np.ndarray) -> np.ndarray:
 
 
 def _to_u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    x = np.rint(x)
+    np.clip(x, 0, 255, out=x)
+    return x.astype(np.uint8)
 
 
 def _luma_pipeline(a, b, gray_fuse: GrayFuse, keep_colour_of: str) -> np.ndarray:
