@@ -37,7 +37,8 @@ from .report import write_metrics_report
 from .settings import Settings, geometry_store
 from .sources import IMAGE_SUFFIXES, Source, demo_sources, find_pair
 from .views import ImagePanel, link_views
-from .worker import FusionJob, FusionRunner, JobFailure, JobSummary, MethodOutcome, metrics_module
+from .worker import (FusionJob, FusionRunner, JobFailure, JobSummary, MethodOutcome, metrics_module,
+                     window_metric_keys)
 
 __all__ = ["MainWindow", "COMPARE_MODES"]
 
@@ -932,8 +933,7 @@ class MainWindow(QMainWindow):
             self.show_message("warning", "Nothing to run",
                               "Choose PMGI (with a checkpoint) or at least one baseline.")
             return None
-        metrics = metrics_module()
-        keys = tuple(metrics.TASK_METRICS.get(self.task, ())) if metrics is not None else ()
+        keys = window_metric_keys(self.task)
         job = FusionJob(task=self.task, a=self.sources["a"].pixels, b=self.sources["b"].pixels,
                         methods=tuple(methods), checkpoint=checkpoint,
                         device=self.device_combo.currentData() or "auto",
@@ -956,8 +956,12 @@ class MainWindow(QMainWindow):
         self.show_combo.clear()
         self.show_combo.blockSignals(False)
         self._fill_reference_combo()
-        specs = metric_specs(metrics_module(), self.task)
-        self.metrics_panel.set_metrics(specs)
+        specs = metric_specs(metrics_module(), window_metric_keys(self.task))
+        note = None
+        if self.task == "pan-sharpening" and specs:
+            note = ("Full-resolution quality without a reference (QNR, D_lambda, D_s). "
+                    "SAM, ERGAS and Q2n need the Wald protocol: 'pmgi evaluate' computes them.")
+        self.metrics_panel.set_metrics(specs, note)
         self.metrics_panel.set_hidden(k for k, b in self.baseline_checks.items() if not b.isChecked())
         self._refresh_fused_view()
         self._update_enabled()

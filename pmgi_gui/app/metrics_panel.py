@@ -8,6 +8,7 @@ methods shown; the table holds the real values.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,12 +38,12 @@ class MetricSpec:
         return "<br>".join(p for p in parts if p)
 
 
-def metric_specs(metrics, task: str) -> list[MetricSpec]:
-    """The specs of ``task``'s metrics from ``pmgi_gui.core.metrics`` (or none)."""
+def metric_specs(metrics, keys) -> list[MetricSpec]:
+    """The specs of the metrics ``keys`` from ``pmgi_gui.core.metrics`` (or none)."""
     if metrics is None:
         return []
     specs = []
-    for key in metrics.TASK_METRICS.get(task, ()):
+    for key in keys:
         m = metrics.METRICS[key]
         specs.append(MetricSpec(key, str(getattr(m, "name", key)), str(getattr(m, "meaning", "")),
                                 str(getattr(m, "convention", "")),
@@ -163,7 +164,8 @@ class MetricsPanel(QWidget):
         values = np.array([[float(self.rows[m]["values"].get(s.key, np.nan)) for s in self.specs]
                            for m in methods], dtype=np.float64)
         values[~np.isfinite(values)] = np.nan
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a metric with no value yet
             top = np.nanmax(np.abs(values), axis=0)
             rel = values / np.where(top > 0, top, 1.0)
         rel = np.nan_to_num(rel, nan=0.0)

@@ -25,27 +25,35 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from . import _qt_fixes  # noqa: F401  (before any signal is emitted)
 
 from ..core.checkpoints import Checkpoint
-from ..core.comparison import metric_inputs
 from ..core.engine import DEFAULT_TILE
 from ..core.errors import Cancelled, PmgiError
 from ..core.fusion import PMGI_METHOD, FusionResult, PmgiFuser, fuse
 from ..core.tasks import PipelineOptions
 
 __all__ = ["FusionJob", "MethodOutcome", "JobSummary", "JobFailure", "FusionWorker",
-           "FusionRunner", "metrics_module"]
+           "FusionRunner", "metrics_module", "window_metric_keys"]
 
 log = logging.getLogger(__name__)
 
 
 def metrics_module():
-    """``pmgi_gui.core.metrics`` when it is installed, else None (no metrics shown)."""
+    """``pmgi_gui.core.metrics`` when it can be imported, else None (no metrics shown)."""
     try:
-        from ..core import metrics
+        from ..core import evaluation, metrics  # noqa: F401  (score() lives in evaluation)
     except ImportError:
         return None
-    if not all(hasattr(metrics, n) for n in ("TASK_METRICS", "METRICS", "compute")):
-        return None
     return metrics
+
+
+def window_metric_keys(task: str) -> tuple[str, ...]:
+    """The task's metrics that one fused pair can give: the paper's set, less those
+    that need a reference image (pan-sharpening's Wald-protocol SAM, ERGAS, Q2n,
+    which ``pmgi evaluate`` computes)."""
+    metrics = metrics_module()
+    if metrics is None:
+        return ()
+    return tuple(k for k in metrics.TASK_METRICS.get(task, ())
+                 if metrics.METRICS[k].inputs != "reference_fused")
 
 
 @dataclass(frozen=True)
@@ -164,11 +172,12 @@ class FusionWorker(QObject):
     def _measure(self, method: str, name: str, result: FusionResult) -> MethodOutcome:
         job = self.job
         values, error = {}, None
-        metrics = metrics_module() if job.metric_keys else None
-        if metrics is not None:
+        if job.metric_keys and metrics_module() is not None:
+            from ..core.evaluation import score
+
             try:
-                a, b, f = metric_inputs(job.task, job.a, job.b, result.pixels)
-                values = dict(metrics.compute(job.metric_keys, a, b, f))
+                # The same inputs as the evaluation tool: 8-bit luma, or MS/PAN/fused bands.
+                values = dict(score(job.task, job.a, job.b, result.pixels, job.metric_keys))
             except Exception as exc:  # metrics are extra: the fused image still counts
                 log.warning("metrics of %s failed: %s", method, exc)
                 error = f"{type(exc).__name__}: {exc}"

@@ -1,5 +1,6 @@
-"""Looking at fusion results: images for display, the comparisons the window offers
-(swipe, absolute difference, opacity blend) and the gray images metrics read.
+"""Looking at fusion results: images for display and the comparisons the window
+offers (swipe, absolute difference, opacity blend). Metrics read their own inputs
+(``evaluation.score``).
 
 Everything here is plain numpy so the window, the report exporter and the tests
 share one definition of what is shown. Display images are uint8, H x W (gray) or
@@ -14,7 +15,7 @@ import numpy as np
 from .tasks import PAN_RATIO, get_task
 
 __all__ = ["display_peak", "to_display", "on_fused_grid", "absolute_difference", "swipe",
-           "opacity_blend", "gray_for_metrics", "metric_inputs", "RGB_BANDS"]
+           "opacity_blend", "RGB_BANDS"]
 
 # Multispectral band order of the shared data (IKONOS, QuickBird): blue, green, red,
 # near infrared. Natural colour shows bands 3, 2, 1 (0-based 2, 1, 0).
@@ -115,35 +116,3 @@ def opacity_blend(top: np.ndarray, bottom: np.ndarray, opacity: float) -> np.nda
         raise ValueError(f"images differ in size: {top.shape[:2]} and {bottom.shape[:2]}")
     a = float(np.clip(opacity, 0.0, 1.0))
     return np.clip(np.rint(a * top + (1.0 - a) * bottom), 0, 255).astype(np.uint8)
-
-
-def gray_for_metrics(x: np.ndarray, scale: float | None = None) -> np.ndarray:
-    """A float32 gray image as the pipelines see it: 8-bit data as they are, other
-    data min-max scaled to 0..255 (``as_unit255``), colour as its luma; with
-    ``scale``, the mean of all bands times ``scale`` (multispectral data)."""
-    from .colour import as_unit255
-    from .imageio import to_gray
-
-    if scale is not None:
-        g = x.astype(np.float32) if x.ndim == 2 else x.astype(np.float32).mean(axis=2)
-        return g * np.float32(scale)
-    if x.ndim == 3 and x.shape[2] in (3, 4):
-        return to_gray(as_unit255(x[..., :3]))
-    return as_unit255(x if x.ndim == 2 else x[..., 0])
-
-
-def metric_inputs(task: str, a: np.ndarray, b: np.ndarray,
-                  fused: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The gray (A, B, fused) triplet the fusion metrics read, on one grid, 0..255.
-
-    Colour images give their luma; pan-sharpening gives the band mean of the
-    upsampled MS and of the result, and the PAN, all scaled by one factor so 11- or
-    16-bit data keep their relations.
-    """
-    if get_task(task).name == "pan-sharpening":
-        a_up = on_fused_grid(task, a)
-        peak = float(max(a_up.max(), b.max(), fused.max()))
-        scale = 255.0 / peak if peak > 0 else 1.0
-        return (gray_for_metrics(a_up, scale), gray_for_metrics(b, scale),
-                gray_for_metrics(fused, scale))
-    return gray_for_metrics(a), gray_for_metrics(b), gray_for_metrics(fused)
