@@ -85,6 +85,16 @@ def test_fuse_a_real_pair(qtbot, make_window, install_checkpoint, task):
     assert table.rowCount() == len(expected)
     for r in range(table.rowCount()):
         assert float(table.item(r, 1).text()) >= 0
+    from pmgi_gui.app.worker import window_metric_keys
+
+    keys = window_metric_keys(task)
+    if keys:  # the metrics module is there: every value in the table, every bar drawn
+        assert table.columnCount() == 2 + len(keys)
+        for r in range(table.rowCount()):
+            assert all(np.isfinite(float(table.item(r, c).text())) for c in range(2, 2 + len(keys)))
+        for method in expected:
+            assert len(w.metrics_panel.bar_heights(method)) == len(keys)
+            assert set(w.results[method].metrics) == set(keys)
     assert "Done" in w.progress_label.text()
     assert not w.cancel_button.isEnabled()
     # The result of another method can be shown instead.
@@ -190,8 +200,9 @@ def test_cancel_mid_run(qtbot, make_window, install_checkpoint, tmp_path):
     assert "Cancelled" in w.progress_label.text()
     qtbot.waitUntil(lambda: not w.runner.is_running(), timeout=5000)
     assert not w.cancel_button.isEnabled()
-    # Still usable: the baselines run at once.
-    set_methods(w, pmgi=False)
+    # Still usable: a baseline runs at once.
+    set_methods(w, pmgi=False, baselines=False)
+    w.baseline_checks["average"].setChecked(True)
     summary = fuse(qtbot, w)
     assert not summary.cancelled and summary.outcomes
 
@@ -200,13 +211,14 @@ def test_a_new_request_cancels_the_running_job(qtbot, make_window, install_check
     w = _big_job_window(make_window, install_checkpoint, tmp_path)
     _wait_mid_run(qtbot, w)
     first = w.runner.current_job_id
-    set_methods(w, pmgi=False)
+    set_methods(w, pmgi=False, baselines=False)
+    w.baseline_checks["average"].setChecked(True)
     with qtbot.waitSignal(w.runner.finished, timeout=30_000) as blocker:
         second = w.request_fusion()
     summary = blocker.args[0]
     assert second != first and summary.job_id == second and not summary.cancelled
     assert PMGI_METHOD not in w.results
-    assert list(w.results) == [k for k, _ in methods_for("ir-vis")[1:]]
+    assert list(w.results) == ["average"]
 
 
 def test_closing_mid_run_stops_the_worker(qtbot, make_window, install_checkpoint, tmp_path):
@@ -301,9 +313,30 @@ def test_drag_and_drop_loads_a_source(qtbot, window, tmp_path):
 
 
 def test_pmgi_gui_entry_point_opens_and_quits(qapp):
+    import time
+
     from PySide6.QtCore import QTimer
 
     from pmgi_gui.app.main import main
+    from pmgi_gui.app.main_window import MainWindow
 
-    QTimer.singleShot(300, qapp.closeAllWindows)
-    assert main([]) == 0
+    seen = []
+    deadline = time.monotonic() + 60
+
+    def close_once_shown():
+        # Poll rather than fire once: the window may appear after a one-shot timer fired.
+        shown = [w for w in qapp.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if shown:
+            seen.extend(shown)
+            qapp.closeAllWindows()
+        elif seen or time.monotonic() > deadline:
+            qapp.quit()  # never hang the suite
+
+    poll = QTimer()
+    poll.timeout.connect(close_once_shown)
+    poll.start(100)
+    try:
+        assert main([]) == 0
+    finally:
+        poll.stop()
+    assert seen and not seen[0].runner.is_running()
