@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
@@ -34,7 +35,7 @@ class MetricSpec:
 
     def tooltip(self) -> str:
         better = {True: "Higher is better.", False: "Lower is better.", None: ""}[self.higher_is_better]
-        parts = [f"<b>{self.name}</b>", self.meaning, self.convention, better]
+        parts = [f"<b>{self.key}: {self.name}</b>", self.meaning, self.convention, better]
         return "<br>".join(p for p in parts if p)
 
 
@@ -65,7 +66,6 @@ class MetricsPanel(QWidget):
         self.plot.hideButtons()
         self.plot.setLabel("left", "relative to the largest")
         self.plot.showGrid(y=True, alpha=0.3)
-        self.legend = self.plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.bars: dict[str, pg.BarGraphItem] = {}
         self.note = QLabel()
         self.note.setWordWrap(True)
@@ -89,13 +89,16 @@ class MetricsPanel(QWidget):
         self.specs = list(specs)
         self.rows.clear()
         if note is None:
-            note = ("Bars: each metric relative to the largest value among the methods shown; "
-                    "the table gives the values. Hover a column title for its meaning."
+            note = ("Bars: each metric relative to the largest value among the methods shown, "
+                    "coloured as the table's rows; the table gives the values. Hover a "
+                    "column title for the metric's meaning and convention."
                     if specs else "No fusion metrics are available in this build: only run "
                     "times are listed.")
         self.note.setText(note)
         self.plot.setVisible(bool(specs))
-        headers = ["Method", "Run time (s)"] + [s.name for s in self.specs]
+        # Keys (EN, SCD, FMI_pixel) are short enough for columns and ticks; the tooltip
+        # gives the full name, meaning and convention.
+        headers = ["Method", "Run time (s)"] + [s.key for s in self.specs]
         self.table.clear()
         self.table.setRowCount(0)
         self.table.setColumnCount(len(headers))
@@ -105,7 +108,7 @@ class MetricsPanel(QWidget):
         self.table.horizontalHeaderItem(1).setToolTip("Wall-clock seconds of the fusion "
                                                       "(pipeline included, metrics excluded)")
         axis = self.plot.getAxis("bottom")
-        axis.setTicks([[(i, s.name) for i, s in enumerate(self.specs)]])
+        axis.setTicks([[(i, s.key) for i, s in enumerate(self.specs)]])
         self.plot.setToolTip("<br><br>".join(s.tooltip() for s in self.specs))
         self._redraw()
 
@@ -135,6 +138,10 @@ class MetricsPanel(QWidget):
 
     # -- drawing -------------------------------------------------------------------
 
+    def colour(self, method: str) -> tuple[int, int, int]:
+        """The bar colour of ``method`` (its row in the table carries the same swatch)."""
+        return _COLOURS[self.shown_methods().index(method) % len(_COLOURS)]
+
     def _fill_table(self) -> None:
         methods = self.shown_methods()
         self.table.setRowCount(len(methods))
@@ -151,13 +158,14 @@ class MetricsPanel(QWidget):
                 if c >= 2:
                     item.setToolTip(self.specs[c - 2].tooltip())
                 item.setData(Qt.ItemDataRole.UserRole, method)
+                if c == 0:  # the table is the plot's legend
+                    item.setData(Qt.ItemDataRole.DecorationRole, QColor(*self.colour(method)))
                 self.table.setItem(r, c, item)
 
     def _redraw(self) -> None:
         for item in self.bars.values():
             self.plot.removeItem(item)
         self.bars.clear()
-        self.legend.clear()
         methods = self.shown_methods()
         if not self.specs or not methods:
             return
@@ -172,11 +180,10 @@ class MetricsPanel(QWidget):
         width = 0.8 / len(methods)
         x0 = np.arange(len(self.specs), dtype=np.float64) - 0.4 + width / 2
         for i, method in enumerate(methods):
-            colour = _COLOURS[i % len(_COLOURS)]
+            colour = self.colour(method)
             item = pg.BarGraphItem(x=x0 + i * width, height=rel[i], width=width * 0.95,
                                    brush=pg.mkBrush(*colour), pen=pg.mkPen(None))
             self.plot.addItem(item)
-            self.legend.addItem(item, self.rows[method]["name"])
             self.bars[method] = item
         self.plot.setXRange(-0.6, len(self.specs) - 0.4, padding=0)
         self.plot.setYRange(min(0.0, float(rel.min())), 1.05, padding=0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from PySide6.QtGui import QColor
+
 from pmgi_gui.app.metrics_panel import MetricSpec, MetricsPanel
 from pmgi_gui.core.fusion import methods_for
 from pmgi_gui.core.tasks import TASK_NAMES
@@ -28,6 +30,8 @@ def test_panel_groups_bars_and_fills_the_table(qtbot):
     panel.add_result("average", "Average", 0.01, {"en": 3.5, "sd": 50.0})
     assert panel.table.rowCount() == 2
     assert [panel.table.item(1, c).text() for c in range(4)] == ["Average", "0.010", "3.5", "50"]
+    assert panel.table.horizontalHeaderItem(2).text() == "en"
+    assert panel.table.item(0, 0).data(1) == QColor(*panel.colour("pmgi"))  # DecorationRole
     assert panel.bar_heights("pmgi") == [1.0, 0.8]
     assert panel.bar_heights("average") == [0.5, 1.0]
     # Two groups of two bars, side by side around each metric's tick.
@@ -76,7 +80,7 @@ def test_window_metrics_with_the_real_module(qtbot, window, tmp_path):
     _check_window_metrics(qtbot, window, tmp_path, keys)
     header = window.metrics_panel.table.horizontalHeaderItem(2)
     m = metrics.METRICS[keys[0]]
-    assert header.text() == m.name
+    assert header.text() == keys[0] and m.name in header.toolTip()
     assert m.meaning in header.toolTip() and m.convention in header.toolTip()
 
 
