@@ -97,3 +97,43 @@ def test_unknown_checkpoint_name_lists_what_is_there(tmp_path, pair, capsys, mon
     code, err = run(capsys, "fuse", "--task", "ir-vis", *pair, "-o", tmp_path / "f.png",
                     "--checkpoint", "no-such-name")
     assert code != 0 and "no checkpoint named 'no-such-name' for task ir-vis" in err
+
+
+def test_pan_sharpening_geotiff_keeps_transform_crs_and_bit_depth(tmp_path, capsys):
+    from affine import Affine
+
+    from pmgi_gui.core.imageio import Georef, read_source
+
+    rng = np.random.default_rng(0)
+    ms = rng.integers(0, 2048, (16, 20, 4), dtype=np.uint16)
+    pan = rng.integers(0, 2048, (64, 80), dtype=np.uint16)
+    pan_geo = Georef(crs="EPSG:32633", transform=Affine(0.5, 0, 500000, 0, -0.5, 4200000))
+    ms_geo = Georef(crs="EPSG:32633", transform=Affine(2.0, 0, 500000, 0, -2.0, 4200000))
+    imageio.write_image(tmp_path / "ms.tif", ms, georef=ms_geo)
+    imageio.write_image(tmp_path / "pan.tif", pan, georef=pan_geo)
+    ckpt = random_checkpoint(tmp_path / "ck", task="pan-sharpening", normalisation="none")
+    out = tmp_path / "fused.tif"
+    code, err = run(capsys, "fuse", "--task", "pan-sharpening", tmp_path / "ms.tif", tmp_path / "pan.tif",
+                    "-o", out, "--checkpoint", ckpt.path)
+    assert code == 0, err
+    fused = read_source(out)
+    assert fused.pixels.shape == (64, 80, 4) and fused.pixels.dtype == np.uint16
+    assert fused.georef is not None
+    assert fused.georef.transform == pan_geo.transform  # the PAN grid
+    assert "32633" in str(fused.georef.crs)
+
+
+def test_demo_fuses_every_task_with_an_installed_checkpoint(tmp_path, capsys, monkeypatch):
+    from pmgi_gui.core.tasks import TASK_NAMES
+
+    monkeypatch.setenv("PMGI_USER_DIR", str(tmp_path / "user"))
+    monkeypatch.setattr("pmgi_gui.paths.weights_dir", lambda: tmp_path / "no-shipped-weights")
+    for task in TASK_NAMES:
+        random_checkpoint(tmp_path / "user" / "checkpoints" / task / "paper", task=task)
+    code, err = run(capsys, "fuse", "--demo", "-o", tmp_path / "demo")
+    assert code == 0, err
+    names = sorted(p.name for p in (tmp_path / "demo").iterdir())
+    assert names == ["ir-vis.png", "medical.png", "multi-exposure.png", "multi-focus.png",
+                     "pan-sharpening.tif"]
+    assert imageio.read_image(tmp_path / "demo" / "medical.png").shape[2] == 3
+    assert imageio.read_image(tmp_path / "demo" / "pan-sharpening.tif").dtype == np.uint16

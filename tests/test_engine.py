@@ -76,3 +76,18 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(PmgiError, match="no CUDA GPU"):
             choose_device("cuda")
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_conv_stack_layout_computes_the_network(pair, device):
+    from pmgi_gui.core.engine import ConvStack
+    from pmgi_gui.core.network import to_network
+
+    model = random_model("batch", seed=8).fold().to(device)
+    a = to_network(torch.from_numpy(pair[0][:70, :90]))[None, None].to(device)
+    b = to_network(torch.from_numpy(pair[1][:70, :90]))[None, None].to(device)
+    with torch.no_grad():
+        ref = model(a, b)
+        fast = ConvStack(model).to(device)(a, b)
+    assert ref.std() > 0.01
+    assert torch.max(torch.abs(ref - fast)).item() < 1e-5

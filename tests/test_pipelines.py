@@ -145,3 +145,27 @@ def test_unknown_method_is_explained():
 
     with pytest.raises(PmgiError, match="unknown method 'gff' for ir-vis; choose one of pmgi, average"):
         fuse("ir-vis", scene(8, 8), scene(8, 8), method="gff")
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_network_inputs_are_what_fuse_pair_feeds(task):
+    """Training reads its gray inputs through network_inputs: they must be exactly
+    the arrays the inference pipeline hands to the network."""
+    from pmgi_gui.core.tasks import network_inputs
+
+    rng = np.random.default_rng(2)
+    if task == "pan-sharpening":
+        a = rng.integers(0, 2048, (8, 10, 4), dtype=np.uint16)
+        b = rng.integers(0, 2048, (32, 40), dtype=np.uint16)
+    else:
+        a = rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)
+        b = scene(12, 14, 1)
+    seen = []
+    fuse_pair(task, a, b, gray_fuse=lambda x, y, band: seen.append((x, y)) or x)
+    inputs = network_inputs(task, a, b)
+    assert len(inputs) == len(seen) == (4 if task == "pan-sharpening" else 1)
+    for (x, y), (sx, sy) in zip(inputs, seen):
+        assert np.array_equal(x, sx) and np.array_equal(y, sy)
+        assert x.shape == y.shape == b.shape[:2] and x.dtype == y.dtype == np.float32
+        if task != "pan-sharpening":  # bicubic upsampling may overshoot a little
+            assert 0 <= min(x.min(), y.min()) and max(x.max(), y.max()) <= 255

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..paths import user_checkpoints_dir, weights_dir
+from .. import paths
 from ._atomic import atomic_write
 from .errors import CheckpointError
 from .network import LEVELS, NORMALISATIONS, PMGI
@@ -263,7 +263,7 @@ def save_checkpoint(out_dir: str | os.PathLike, models: dict[str, PMGI], *, task
 # -- registry --------------------------------------------------------------------
 
 def _registry_roots() -> list[Path]:
-    return [weights_dir(), user_checkpoints_dir()]
+    return [paths.weights_dir(), paths.user_checkpoints_dir()]
 
 
 def list_checkpoints(task: str | None = None) -> list[Checkpoint]:

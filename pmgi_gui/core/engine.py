@@ -19,9 +19,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from .errors import Cancelled, PmgiError
-from .network import LEVELS, PMGI, RECEPTIVE_RADIUS, Moments, from_network, to_network
+from .network import LEVELS, LRELU_SLOPE, PMGI, RECEPTIVE_RADIUS, Moments, from_network, to_network
 
 __all__ = ["DEVICES", "DEFAULT_TILE", "choose_device", "fuse_gray", "to_uint8", "tiles",
            "Progress", "Cancel"]
@@ -88,6 +89,88 @@ def tiles(h: int, w: int, tile: int, halo: int = RECEPTIVE_RADIUS) -> list[Tile]
             out.append(Tile(y0, y1, x0, x1, max(0, y0 - halo), min(h, y1 + halo),
                             max(0, x0 - halo), min(w, x1 + halo)))
     return out
+
+
+class ConvStack:
+    """A conv-stack PMGI (``none``-normalised, or folded) laid out for inference.
+
+    Computes exactly the network's function with fewer memory passes: each path's
+    features live in one preallocated buffer ``[t2, x1, x2, x3, t3, x4]`` (16
+    channels each) that every layer's activation writes into, so the dense
+    concatenations are slices, not copies (the input channels of conv3 are
+    permuted to match). Layer 1 of both paths is one convolution of (a, b), since
+    concat(a, a, b) repeats a; the transfer blocks of both paths share two
+    convolutions; the 128-channel output concatenation becomes one 1x1
+    convolution per path buffer (zero weights on the transfer slices).
+    """
+
+    def __init__(self, model: PMGI):
+        if model.normalisation != "none":
+            raise ValueError("ConvStack needs a none-normalised (folded) model")
+        with torch.no_grad():
+            w = {(p, n): (getattr(getattr(model, p), n).conv.weight.detach(),
+                          getattr(getattr(model, p), n).conv.bias.detach())
+                 for p in "ab" for n in LEVELS}
+            wa, wb = w["a", "conv1"][0], w["b", "conv1"][0]
+            # Path A sees (a, a, b), path B (b, b, a): fold the repeated input.
+            self.w1 = torch.cat([torch.stack([wa[:, 0] + wa[:, 1], wa[:, 2]], 1),
+                                 torch.stack([wb[:, 2], wb[:, 0] + wb[:, 1]], 1)]).contiguous()
+            self.b1 = torch.cat([w["a", "conv1"][1], w["b", "conv1"][1]])
+            self.w2 = {p: w[p, "conv2"] for p in "ab"}
+            # conv3's input order is (x1, x2, t2); the buffer holds (t2, x1, x2).
+            self.w3 = {p: (torch.cat([w[p, "conv3"][0][:, 32:], w[p, "conv3"][0][:, :32]], 1)
+                           .contiguous(), w[p, "conv3"][1]) for p in "ab"}
+            self.w4 = {p: w[p, "conv4"] for p in "ab"}
+            # Both transfer blocks read concat(A, B): split by source path, stack by target.
+            self.t = {}
+            for n in ("transfer2", "transfer3"):
+                wt = torch.cat([w["a", n][0], w["b", n][0]])  # 32 out, 32 in
+                self.t[n] = (wt[:, :16].contiguous(), wt[:, 16:].contiguous(),
+                             torch.cat([w["a", n][1], w["b", n][1]]))
+            wf = model.fuse.weight.detach()[0, :, 0, 0]  # (a1, b1, a2, b2, a3, b3, a4, b4)
+            self.wf = {}
+            for i, p in enumerate("ab"):
+                z = torch.zeros(1, 96, 1, 1, dtype=wf.dtype, device=wf.device)
+                for k, off in enumerate((16, 32, 48, 80)):
+                    z[0, off:off + 16, 0, 0] = wf[(2 * k + i) * 16:(2 * k + i + 1) * 16]
+                self.wf[p] = z
+            self.bf = model.fuse.bias.detach()
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        conv, act = F.conv2d, torch._C._nn.leaky_relu  # leaky_relu with out=
+        n, _, h, w = a.shape
+        buf = {p: a.new_empty((n, 96, h, w)) for p in "ab"}
+        z = conv(torch.cat((a, b), 1), self.w1, self.b1, padding=2)
+        act(z[:, :16], LRELU_SLOPE, out=buf["a"][:, 16:32])
+        act(z[:, 16:], LRELU_SLOPE, out=buf["b"][:, 16:32])
+        del z
+        for p in "ab":
+            act(conv(buf[p][:, 16:32], *self.w2[p], padding=1), LRELU_SLOPE, out=buf[p][:, 32:48])
+        self._transfer("transfer2", buf, 32, 0)
+        for p in "ab":
+            act(conv(buf[p][:, 0:48], *self.w3[p], padding=1), LRELU_SLOPE, out=buf[p][:, 48:64])
+        self._transfer("transfer3", buf, 48, 64)
+        for p in "ab":
+            act(conv(buf[p][:, 16:80], *self.w4[p], padding=1), LRELU_SLOPE, out=buf[p][:, 80:96])
+        y = conv(buf["a"], self.wf["a"], self.bf)
+        y += conv(buf["b"], self.wf["b"])
+        return torch.tanh_(y)
+
+    def _transfer(self, name: str, buf: dict, src: int, dst: int) -> None:
+        wa, wb, bias = self.t[name]
+        z = F.conv2d(buf["a"][:, src:src + 16], wa, bias)
+        z += F.conv2d(buf["b"][:, src:src + 16], wb)
+        torch._C._nn.leaky_relu(z[:, :16], LRELU_SLOPE, out=buf["a"][:, dst:dst + 16])
+        torch._C._nn.leaky_relu(z[:, 16:], LRELU_SLOPE, out=buf["b"][:, dst:dst + 16])
+
+    def to(self, device: torch.device) -> "ConvStack":
+        move = lambda x: x.to(device)  # noqa: E731
+        for attr in ("w1", "b1", "bf"):
+            setattr(self, attr, move(getattr(self, attr)))
+        for d in (self.w2, self.w3, self.w4, self.t, self.wf):
+            for k, v in d.items():
+                d[k] = tuple(map(move, v)) if isinstance(v, tuple) else move(v)
+        return self
 
 
 class _Stop(Exception):
@@ -181,9 +264,10 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
             model = model.fold()
         elif model.normalisation == "reference" and not reference_whole:
             model = model.fold(_tiled_moments(model, a, b, plan, step, cancel, device))
+        run = model if model.normalisation == "reference" else ConvStack(model).to(device)
         for t in plan:
             _check_cancel(cancel)
-            y = model(_tile_input(a, t, device), _tile_input(b, t, device))
+            y = run(_tile_input(a, t, device), _tile_input(b, t, device))
             cy, cx = t.crop()
             out[t.y0:t.y1, t.x0:t.x1] = y[0, 0, cy, cx].float().cpu().numpy()
             next(step)

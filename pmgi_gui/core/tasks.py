@@ -21,6 +21,9 @@ method is compared on the same channels:
 - pan-sharpening: MS (3..8 bands) upsampled x4 bicubic to the PAN grid, each
   band fused with PAN, then the released base/detail histogram matching (PMGI
   only); band order and bit depth are kept.
+
+Each pipeline is split at the network (``_Plan``): :func:`network_inputs` gives
+the gray inputs A, B alone, so that training sees exactly what inference feeds.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ import numpy as np
 from .errors import ImageError, PmgiError
 
 __all__ = ["Lambdas", "FusionTask", "TASKS", "TASK_NAMES", "get_task", "PipelineOptions",
-           "GrayFuse", "PanFuse", "check_pair", "gray_fusions_needed", "fuse_pair", "PAN_RATIO",
-           "MS_BANDS"]
+           "GrayFuse", "PanFuse", "check_pair", "gray_fusions_needed", "network_inputs",
+           "fuse_pair", "PAN_RATIO", "MS_BANDS"]
 
 
 @dataclass(frozen=True)
@@ -180,41 +183,58 @@ def _to_u8(x: np.ndarray) -> np.ndarray:
     return x.astype(np.uint8)
 
 
-def _luma_pipeline(a, b, gray_fuse: GrayFuse, keep_colour_of: str) -> np.ndarray:
-    from .colour import fuse_chroma, rgb_to_ycbcr_full, ycbcr_full_to_rgb
+@dataclass
+class _Plan:
+    """A pipeline split at the network: its gray inputs (A, B) in 0..255, the band
+    each pair belongs to (None outside pan-sharpening), and how the fused grays
+    become the output image."""
 
-    ca = _colour(a) if keep_colour_of in ("a", "both") else None
-    cb = _colour(b) if keep_colour_of in ("b", "both") else None
-    fused = gray_fuse(_gray(a), _gray(b), None)
-    if ca is None and cb is None:
-        return _to_u8(fused)
-    ya = rgb_to_ycbcr_full(ca) if ca is not None else None
-    yb = rgb_to_ycbcr_full(cb) if cb is not None else None
-    if ya is not None and yb is not None:
-        chroma = [fuse_chroma(ya[..., k], yb[..., k]) for k in (1, 2)]
-    else:
-        src = ya if ya is not None else yb
-        chroma = [src[..., 1], src[..., 2]]
-    return _to_u8(ycbcr_full_to_rgb(np.stack([fused, *chroma], axis=-1)))
+    inputs: list[tuple[np.ndarray, np.ndarray]]
+    bands: list[int | None]
+    finish: Callable[[list[np.ndarray]], np.ndarray]
 
 
-def _multi_exposure(a, b, gray_fuse: GrayFuse) -> np.ndarray:
+def _luma_plan(a, b, keep_colour_of: str) -> _Plan:
+    def finish(fused_list):
+        from .colour import fuse_chroma, rgb_to_ycbcr_full, ycbcr_full_to_rgb
+
+        (fused,) = fused_list
+        ca = _colour(a) if keep_colour_of in ("a", "both") else None
+        cb = _colour(b) if keep_colour_of in ("b", "both") else None
+        if ca is None and cb is None:
+            return _to_u8(fused)
+        ya = rgb_to_ycbcr_full(ca) if ca is not None else None
+        yb = rgb_to_ycbcr_full(cb) if cb is not None else None
+        if ya is not None and yb is not None:
+            chroma = [fuse_chroma(ya[..., k], yb[..., k]) for k in (1, 2)]
+        else:
+            src = ya if ya is not None else yb
+            chroma = [src[..., 1], src[..., 2]]
+        return _to_u8(ycbcr_full_to_rgb(np.stack([fused, *chroma], axis=-1)))
+
+    return _Plan([(_gray(a), _gray(b))], [None], finish)
+
+
+def _multi_exposure_plan(a, b) -> _Plan:
     from .colour import fuse_chroma, rgb_to_ycbcr_studio, ycbcr_studio_to_rgb
 
     ca, cb = _colour(a), _colour(b)
     if ca is None and cb is None:
-        return _to_u8(gray_fuse(_gray(a), _gray(b), None))
+        return _Plan([(_gray(a), _gray(b))], [None], lambda fused: _to_u8(fused[0]))
     # A gray exposure joins as neutral colour (no chroma weight).
     ca = ca if ca is not None else np.repeat(_gray(a)[..., None], 3, axis=2)
     cb = cb if cb is not None else np.repeat(_gray(b)[..., None], 3, axis=2)
     ya, yb = rgb_to_ycbcr_studio(ca), rgb_to_ycbcr_studio(cb)
-    y = gray_fuse(ya[..., 0], yb[..., 0], None)
-    cbf = fuse_chroma(ya[..., 1], yb[..., 1])
-    crf = fuse_chroma(ya[..., 2], yb[..., 2])
-    return _to_u8(ycbcr_studio_to_rgb(np.stack([y, cbf, crf], axis=-1)))
+
+    def finish(fused):
+        cbf = fuse_chroma(ya[..., 1], yb[..., 1])
+        crf = fuse_chroma(ya[..., 2], yb[..., 2])
+        return _to_u8(ycbcr_studio_to_rgb(np.stack([fused[0], cbf, crf], axis=-1)))
+
+    return _Plan([(ya[..., 0], yb[..., 0])], [None], finish)
 
 
-def _medical(pet, mri, gray_fuse: GrayFuse, options: PipelineOptions) -> np.ndarray:
+def _medical_plan(pet, mri, options: PipelineOptions) -> _Plan:
     from .colour import apply_colormap, ihs_to_rgb, rgb_to_ihs
 
     rgb = _colour(pet)
@@ -229,32 +249,63 @@ def _medical(pet, mri, gray_fuse: GrayFuse, options: PipelineOptions) -> np.ndar
         i_net = i / scale * 255
     else:
         raise PmgiError(f"unknown medical IHS mode {options.medical_ihs!r}")
-    fused = gray_fuse(i_net.astype(np.float32), _gray(mri), None)
-    out = ihs_to_rgb(fused / 255.0 * scale, v1, v2)
-    return _to_u8(out * 255)
+
+    def finish(fused):
+        return _to_u8(ihs_to_rgb(fused[0] / 255.0 * scale, v1, v2) * 255)
+
+    return _Plan([(i_net.astype(np.float32), _gray(mri))], [None], finish)
 
 
-def _pan(ms, pan, gray_fuse: GrayFuse | None, pan_fuse: PanFuse | None,
-         match_histograms: bool) -> np.ndarray:
-    from .colour import match_base_histogram, upsample_bicubic
+def _pan_float(pan: np.ndarray) -> np.ndarray:
+    return pan.astype(np.float32) if pan.ndim == 2 else pan[..., 0].astype(np.float32)
 
-    ms_up = upsample_bicubic(ms, PAN_RATIO)
-    pan_f = pan.astype(np.float32) if pan.ndim == 2 else pan[..., 0].astype(np.float32)
-    if pan_fuse is not None:
-        fused = pan_fuse(ms_up, pan_f)
-    else:
-        # The network works on 0..255; one scale for MS and PAN keeps their relation.
-        peak = float(max(ms.max(), pan_f.max()))
-        scale = 255.0 / peak if peak > 0 else 1.0
-        bands = []
-        for k in range(ms.shape[2]):
-            f = gray_fuse(ms_up[..., k] * scale, pan_f * scale, k + 1) / scale
-            bands.append(match_base_histogram(f, ms[..., k]) if match_histograms else f)
-        fused = np.stack(bands, axis=-1)
+
+def _pan_output(fused: np.ndarray, ms: np.ndarray) -> np.ndarray:
     if np.issubdtype(ms.dtype, np.integer):
         info = np.iinfo(ms.dtype)
         return np.clip(np.rint(fused), info.min, info.max).astype(ms.dtype)
     return fused.astype(ms.dtype)
+
+
+def _pan_plan(ms, pan, match_histograms: bool) -> _Plan:
+    from .colour import match_base_histogram, upsample_bicubic
+
+    ms_up = upsample_bicubic(ms, PAN_RATIO)
+    pan_f = _pan_float(pan)
+    # The network works on 0..255; one scale for MS and PAN keeps their relation.
+    peak = float(max(ms.max(), pan_f.max()))
+    scale = 255.0 / peak if peak > 0 else 1.0
+    inputs = [(ms_up[..., k] * scale, pan_f * scale) for k in range(ms.shape[2])]
+
+    def finish(fused_bands):
+        bands = []
+        for k, f in enumerate(fused_bands):
+            f = f / scale
+            bands.append(match_base_histogram(f, ms[..., k]) if match_histograms else f)
+        return _pan_output(np.stack(bands, axis=-1), ms)
+
+    return _Plan(inputs, [k + 1 for k in range(ms.shape[2])], finish)
+
+
+def _plan(task: FusionTask, a, b, options: PipelineOptions, pan_histogram_match: bool) -> _Plan:
+    if task.name == "pan-sharpening":
+        return _pan_plan(a, b, pan_histogram_match)
+    if task.name == "multi-exposure":
+        return _multi_exposure_plan(a, b)
+    if task.name == "medical":
+        return _medical_plan(a, b, options)
+    return _luma_plan(a, b, "b" if task.name == "ir-vis" else "both")
+
+
+def network_inputs(task_name: str, a: np.ndarray, b: np.ndarray,
+                   options: PipelineOptions | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The gray network inputs (A, B), float32 0..255, that :func:`fuse_pair` feeds
+    to the gray fusion for two sources as read (native dtype): one pair for the
+    gray tasks, one per MS band for pan-sharpening. Training uses this, so that a
+    network learns on exactly what it will see at inference."""
+    task = get_task(task_name)
+    check_pair(task.name, a, b)
+    return _plan(task, a, b, options or PipelineOptions(), True).inputs
 
 
 def fuse_pair(task_name: str, a: np.ndarray, b: np.ndarray, *, gray_fuse: GrayFuse | None = None,
@@ -273,11 +324,12 @@ def fuse_pair(task_name: str, a: np.ndarray, b: np.ndarray, *, gray_fuse: GrayFu
     if task.name == "pan-sharpening":
         if gray_fuse is None and pan_fuse is None:
             raise PmgiError("pan-sharpening needs a fusion method")
-        return _pan(a, b, gray_fuse, pan_fuse, pan_histogram_match)
-    if gray_fuse is None:
+        if pan_fuse is not None:
+            from .colour import upsample_bicubic
+
+            return _pan_output(pan_fuse(upsample_bicubic(a, PAN_RATIO), _pan_float(b)), a)
+    elif gray_fuse is None:
         raise PmgiError(f"{task.title} needs a gray fusion method")
-    if task.name == "multi-exposure":
-        return _multi_exposure(a, b, gray_fuse)
-    if task.name == "medical":
-        return _medical(a, b, gray_fuse, options)
-    return _luma_pipeline(a, b, gray_fuse, "b" if task.name == "ir-vis" else "both")
+    plan = _plan(task, a, b, options, pan_histogram_match)
+    fused = [gray_fuse(ia, ib, band) for (ia, ib), band in zip(plan.inputs, plan.bands)]
+    return plan.finish(fused)
