@@ -86,6 +86,17 @@ def _dangling_qtimers(monkeypatch, _dangling_qthreads):
 
 
 @pytest.fixture
+def no_shipped_weights(tmp_path, monkeypatch):
+    """The shipped weights/ folder looks empty: the state of a task without a checkpoint."""
+    from pmgi_gui import paths
+
+    empty = tmp_path / "no-shipped-weights"
+    empty.mkdir()
+    monkeypatch.setattr(paths, "weights_dir", lambda: empty)
+    return empty
+
+
+@pytest.fixture
 def install_checkpoint():
     """``install_checkpoint(task, name)``: a random-weight checkpoint in the user's registry."""
     from pmgi_gui.paths import user_checkpoints_dir

@@ -14,7 +14,7 @@ from pmgi_gui.core.tasks import TASK_NAMES, get_task
 from ._util import (REAL_PAIRS, fuse, gray_pair, real_pair_folder, set_methods, write_pair)
 
 
-def test_opens_on_the_demo_pair_of_the_last_task(make_window):
+def test_opens_on_the_demo_pair_of_the_last_task(make_window, no_shipped_weights):
     from pmgi_gui.app.settings import Settings
 
     Settings(task="medical").save()
@@ -102,7 +102,7 @@ def test_fuse_a_real_pair(qtbot, make_window, install_checkpoint, task):
     assert np.array_equal(w.panel_fused.shown().shape[:2], pixels.shape[:2])
 
 
-def test_without_a_checkpoint_the_baselines_still_run(qtbot, window):
+def test_without_a_checkpoint_the_baselines_still_run(qtbot, no_shipped_weights, window):
     w = window
     assert not w.pmgi_check.isEnabled()
     summary = fuse(qtbot, w)
@@ -111,7 +111,7 @@ def test_without_a_checkpoint_the_baselines_still_run(qtbot, window):
     assert w.panel_fused.shown() is not None
 
 
-def test_import_checkpoint_folder_registers_it(qtbot, window, dialogs, tmp_path):
+def test_import_checkpoint_folder_registers_it(qtbot, no_shipped_weights, window, dialogs, tmp_path):
     from pmgi_gui.core.tasks import Lambdas
     from pmgi_gui.paths import user_checkpoints_dir
     from tests.helpers import random_checkpoint
@@ -140,7 +140,8 @@ def test_import_checkpoint_folder_registers_it(qtbot, window, dialogs, tmp_path)
     assert summary.outcomes[0].method == PMGI_METHOD
 
 
-def test_checkpoint_selector_gives_each_checkpoints_lambdas(make_window, tmp_path):
+def test_checkpoint_selector_gives_each_checkpoints_lambdas(make_window, no_shipped_weights,
+                                                           tmp_path):
     from pmgi_gui.core.checkpoints import save_checkpoint
     from pmgi_gui.core.tasks import Lambdas
     from pmgi_gui.paths import user_checkpoints_dir
@@ -161,6 +162,20 @@ def test_checkpoint_selector_gives_each_checkpoints_lambdas(make_window, tmp_pat
     assert "paper's weights" in w.checkpoint_combo.itemData(1, 3)  # ToolTipRole
     w.select_checkpoint("a-paper")
     assert "infrared intensity 1, gradient 4" in w.lambdas_label.text()
+
+
+def test_shipped_checkpoints_are_offered(qtbot, window):
+    from pmgi_gui import paths
+    from pmgi_gui.core.checkpoints import list_checkpoints
+
+    shipped = [c for c in list_checkpoints("ir-vis") if paths.weights_dir() in c.path.parents]
+    if not shipped:
+        pytest.skip("no checkpoint is shipped for ir-vis in weights/")
+    w = window
+    assert w.checkpoints_listed()[: len(shipped)] == [c.name for c in shipped]
+    assert w.pmgi_check.isEnabled() and w.pmgi_check.isChecked()
+    assert w.checkpoint_combo.currentText() == f"{shipped[0].label} ({shipped[0].name})"
+    assert shipped[0].lambdas.describe(get_task("ir-vis")) in w.lambdas_label.text()
 
 
 def test_device_is_shown_and_selectable(window):
@@ -281,6 +296,7 @@ def test_a_failing_checkpoint_reaches_the_user(qtbot, window, install_checkpoint
     w = window
     w.set_task("multi-focus")
     w.set_task("ir-vis")  # lists the new checkpoint
+    w.select_checkpoint("damaged")
     (ckpt.path / "model.safetensors").write_bytes(b"tampered")
     with qtbot.waitSignal(w.runner.failed, timeout=30_000):
         w.request_fusion()
@@ -340,3 +356,13 @@ def test_pmgi_gui_entry_point_opens_and_quits(qapp):
     finally:
         poll.stop()
     assert seen and not seen[0].runner.is_running()
+
+
+def test_self_test_option_runs_headless(monkeypatch, qapp):
+    import pmgi_gui.selftest
+    from pmgi_gui.app.main import main
+
+    calls = []
+    monkeypatch.setattr(pmgi_gui.selftest, "self_test", lambda: calls.append(1) or 0)
+    assert main(["--self-test"]) == 0 and calls == [1]
+    assert not [w for w in qapp.topLevelWidgets() if w.isVisible()]
