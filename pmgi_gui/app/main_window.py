@@ -31,7 +31,7 @@ from ..core.errors import CheckpointError, ImageError, PmgiError
 from ..core.fusion import PMGI_METHOD
 from ..core.imageio import read_image, write_image
 from ..core.tasks import PAN_RATIO, TASKS, PipelineOptions, check_pair, get_task
-from ..paths import user_checkpoints_dir
+from ..paths import resources_dir, user_checkpoints_dir
 from .metrics_panel import MetricsPanel, metric_specs
 from .report import write_metrics_report
 from .settings import Settings, geometry_store
@@ -421,7 +421,11 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _is_demo(source: Source) -> bool:
-        return source.path is None or "demo" in source.path.parts
+        """A built-in demo source (or a synthetic one), not a file of the user's."""
+        if source.path is None:
+            return True
+        demo_root = resources_dir() / "demo"
+        return demo_root in source.path.parents
 
     def _sources_are_demo(self) -> bool:
         return all(s is None or self._is_demo(s) for s in self.sources.values())
