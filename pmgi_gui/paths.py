@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["bundle_root", "resources_dir", "weights_dir", "user_data_dir", "user_checkpoints_dir"]
+__all__ = ["bundle_root", "resources_dir", "weights_dir", "user_data_dir", "user_checkpoints_dir",
+           "user_config_dir"]
 
 APP_NAME = "pmgi-fusion-studio"
 
@@ -41,3 +42,14 @@ def user_data_dir() -> Path:
 
 def user_checkpoints_dir() -> Path:
     return user_data_dir() / "checkpoints"
+
+
+def user_config_dir() -> Path:
+    """Per-user settings of the application. PMGI_CONFIG_DIR overrides it, so that
+    tests never read or change a real user's settings."""
+    override = os.environ.get("PMGI_CONFIG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))

@@ -1,0 +1,310 @@
+"""Fusion off the GUI thread.
+
+A :class:`FusionWorker` (QObject) runs one :class:`FusionJob` (PMGI and the chosen
+baselines, then each method's metrics) on a QThread, wired as superqt's
+``new_worker_qthread``: ``thread.started -> worker.run``, ``worker.finished/failed ->
+thread.quit``, ``deleteLater`` on both. The core honours ``cancel`` between tiles
+and between methods, so a job stops within one tile.
+
+:class:`FusionRunner` is what the window owns: one job at a time; a new request
+cancels the running job and starts once its thread has ended; ``stop()`` on close
+cancels, quits and waits. Only numpy arrays and plain dataclasses cross threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from . import _qt_fixes  # noqa: F401  (before any signal is emitted)
+
+from ..core.checkpoints import Checkpoint
+from ..core.engine import DEFAULT_TILE
+from ..core.errors import Cancelled, PmgiError
+from ..core.fusion import PMGI_METHOD, FusionResult, PmgiFuser, fuse
+from ..core.tasks import PipelineOptions
+
+__all__ = ["FusionJob", "MethodOutcome", "JobSummary", "JobFailure", "FusionWorker",
+           "FusionRunner", "metrics_module", "window_metric_keys"]
+
+log = logging.getLogger(__name__)
+
+
+def metrics_module():
+    """``pmgi_gui.core.metrics`` when it can be imported, else None (no metrics shown)."""
+    try:
+        from ..core import evaluation, metrics  # noqa: F401  (score() lives in evaluation)
+    except ImportError:
+        return None
+    return metrics
+
+
+def window_metric_keys(task: str) -> tuple[str, ...]:
+    """The task's metrics that one fused pair can give: the paper's set, less those
+    that need a reference image (pan-sharpening's Wald-protocol SAM, ERGAS, Q2n,
+    which ``pmgi evaluate`` computes)."""
+    metrics = metrics_module()
+    if metrics is None:
+        return ()
+    return tuple(k for k in metrics.TASK_METRICS.get(task, ())
+                 if metrics.METRICS[k].inputs != "reference_fused")
+
+
+@dataclass(frozen=True)
+class FusionJob:
+    task: str
+    a: np.ndarray
+    b: np.ndarray
+    methods: tuple[tuple[str, str], ...]  # (key, display name), PMGI first when present
+    checkpoint: Checkpoint | None = None
+    device: str = "auto"
+    options: PipelineOptions = field(default_factory=PipelineOptions)
+    tile: int = DEFAULT_TILE
+    metric_keys: tuple[str, ...] = ()
+    job_id: int = 0
+
+
+@dataclass(frozen=True)
+class MethodOutcome:
+    job_id: int
+    method: str
+    name: str
+    result: FusionResult
+    metrics: dict
+    metrics_error: str | None = None
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job_id: int
+    cancelled: bool
+    outcomes: tuple[MethodOutcome, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    job_id: int
+    method: str
+    message: str
+    details: str = ""
+
+
+class FusionWorker(QObject):
+    """Runs one job; lives on its own QThread."""
+
+    # job id, fraction done 0..1, what is running
+    progress = Signal(int, float, str)
+    method_finished = Signal(object)  # MethodOutcome
+    finished = Signal(object)  # JobSummary (also when cancelled)
+    failed = Signal(object)  # JobFailure
+
+    def __init__(self, job: FusionJob):
+        super().__init__()
+        self.job = job
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Thread-safe: called from the GUI thread while ``run`` works."""
+        self._cancel.set()
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @Slot()
+    def run(self) -> None:
+        import torch
+
+        job = self.job
+        start = time.perf_counter()
+        outcomes: list[MethodOutcome] = []
+        n = max(len(job.methods), 1)
+        method = ""
+        try:
+            # inference_mode is thread-local: it must be entered on this thread.
+            with torch.inference_mode():
+                for i, (method, name) in enumerate(job.methods):
+                    if self._cancel.is_set():
+                        raise Cancelled("cancelled")
+                    self.progress.emit(job.job_id, i / n, f"{name}...")
+
+                    def step(done, total, i=i, name=name):
+                        if total:
+                            self.progress.emit(job.job_id, (i + done / total) / n, f"{name}...")
+
+                    result = self._fuse(method, step)
+                    outcome = self._measure(method, name, result)
+                    if self._cancel.is_set():
+                        raise Cancelled("cancelled")
+                    outcomes.append(outcome)
+                    self.method_finished.emit(outcome)
+            self.progress.emit(job.job_id, 1.0, "done")
+            self.finished.emit(JobSummary(job.job_id, False, tuple(outcomes),
+                                          time.perf_counter() - start))
+        except Cancelled:
+            self.finished.emit(JobSummary(job.job_id, True, tuple(outcomes),
+                                          time.perf_counter() - start))
+        except PmgiError as exc:
+            log.warning("%s failed: %s", method, exc)
+            self.failed.emit(JobFailure(job.job_id, method, str(exc)))
+        except Exception as exc:  # a bug or a device error: still reach the user
+            log.exception("%s failed", method)
+            self.failed.emit(JobFailure(job.job_id, method, f"{type(exc).__name__}: {exc}",
+                                        traceback.format_exc()))
+
+    def _fuse(self, method: str, step) -> FusionResult:
+        job = self.job
+        if method == PMGI_METHOD:
+            if job.checkpoint is None:
+                raise PmgiError(f"no PMGI checkpoint chosen for {job.task}")
+            fuser = PmgiFuser(job.checkpoint, device=job.device, tile=job.tile)
+            return fuse(job.task, job.a, job.b, method=method, fuser=fuser, options=job.options,
+                        progress=step, cancel=self._cancel.is_set)
+        return fuse(job.task, job.a, job.b, method=method, options=job.options, progress=step,
+                    cancel=self._cancel.is_set)
+
+    def _measure(self, method: str, name: str, result: FusionResult) -> MethodOutcome:
+        job = self.job
+        values, error = {}, None
+        if job.metric_keys and metrics_module() is not None:
+            from ..core.evaluation import score
+
+            try:
+                # The same inputs as the evaluation tool: 8-bit luma, or MS/PAN/fused bands.
+                values = dict(score(job.task, job.a, job.b, result.pixels, job.metric_keys))
+            except Exception as exc:  # metrics are extra: the fused image still counts
+                log.warning("metrics of %s failed: %s", method, exc)
+                error = f"{type(exc).__name__}: {exc}"
+        return MethodOutcome(job.job_id, method, name, result, values, error)
+
+
+class FusionRunner(QObject):
+    """Owns the worker thread: one job at a time, newest request wins.
+
+    Signals are relayed only for the latest submitted job, so results of a job that
+    was replaced never reach the window.
+    """
+
+    progress = Signal(int, float, str)
+    method_finished = Signal(object)
+    finished = Signal(object)
+    failed = Signal(object)
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._worker: FusionWorker | None = None
+        self._pending: FusionJob | None = None
+        self._next_id = 0
+        self._current_id = -1
+
+    @property
+    def worker(self) -> FusionWorker | None:
+        return self._worker
+
+    @property
+    def current_job_id(self) -> int:
+        return self._current_id
+
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def submit(self, job: FusionJob) -> int:
+        """Start ``job``, cancelling the running one first. Returns the job's id."""
+        self._next_id += 1
+        job = replace(job, job_id=self._next_id)
+        self._current_id = job.job_id
+        if self._thread is not None:
+            self._pending = job
+            if self._worker is not None:
+                self._worker.cancel()
+        else:
+            self._start(job)
+        return job.job_id
+
+    def cancel(self) -> None:
+        self._pending = None
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def discard(self) -> None:
+        """Cancel and drop the running job: none of its signals reach the window any more
+        (its sources or task were replaced)."""
+        self.cancel()
+        self._current_id = -1
+
+    def stop(self, timeout_ms: int = 30000) -> bool:
+        """Cancel, quit and wait for the thread (window closing). True if it ended."""
+        self._pending = None
+        thread, worker = self._thread, self._worker
+        if thread is None:
+            return True
+        if worker is not None:
+            worker.cancel()
+        thread.requestInterruption()
+        thread.quit()
+        ended = thread.wait(timeout_ms)
+        if ended:
+            self._thread = self._worker = None
+            self.busy_changed.emit(False)
+        else:
+            log.error("the fusion thread did not stop within %d ms", timeout_ms)
+        return ended
+
+    def _start(self, job: FusionJob) -> None:
+        thread = QThread()
+        thread.setObjectName(f"fusion-job-{job.job_id}")
+        worker = FusionWorker(job)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progress.connect(self._on_progress)
+        worker.method_finished.connect(self._on_method_finished)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(thread.quit)
+        worker.failed.connect(thread.quit)
+        worker.finished.connect(worker.deleteLater)
+        worker.failed.connect(worker.deleteLater)
+        thread.finished.connect(self._on_thread_finished)
+        thread.finished.connect(thread.deleteLater)
+        self._thread, self._worker = thread, worker
+        self.busy_changed.emit(True)
+        thread.start()
+
+    @Slot(int, float, str)
+    def _on_progress(self, job_id: int, fraction: float, text: str) -> None:
+        if job_id == self._current_id:
+            self.progress.emit(job_id, fraction, text)
+
+    @Slot(object)
+    def _on_method_finished(self, outcome: MethodOutcome) -> None:
+        if outcome.job_id == self._current_id:
+            self.method_finished.emit(outcome)
+
+    @Slot(object)
+    def _on_finished(self, summary: JobSummary) -> None:
+        if summary.job_id == self._current_id:
+            self.finished.emit(summary)
+
+    @Slot(object)
+    def _on_failed(self, failure: JobFailure) -> None:
+        if failure.job_id == self._current_id:
+            self.failed.emit(failure)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        if self._thread is None or self.sender() != self._thread:
+            return  # a thread that stop() already waited for
+        self._thread = self._worker = None
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._start(pending)
+        else:
+            self.busy_changed.emit(False)
