@@ -14,7 +14,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from . import _qt_fixes  # noqa: F401  (before any signal is emitted)
 from .sources import IMAGE_SUFFIXES
 
 __all__ = ["ImagePanel", "link_views"]

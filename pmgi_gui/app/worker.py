@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from . import _qt_fixes  # noqa: F401  (before any signal is emitted)
 
 from ..core.checkpoints import Checkpoint
 from ..core.engine import DEFAULT_TILE

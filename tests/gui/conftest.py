@@ -9,7 +9,6 @@ import os
 # Before anything imports Qt: no display needed.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pmgi_gui.app._qt_fixes  # noqa: E402,F401  (PySide6 6.12 emit() and True's refcount)
 import traceback  # noqa: E402
 from weakref import WeakKeyDictionary  # noqa: E402
 
