@@ -156,6 +156,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     csv_path, json_path = write_report(report, args.output, overwrite=args.overwrite)
     print(format_table(report))
     print(f"wrote {csv_path} and {json_path}")
+    return 0
+
 
 def _parse_lambdas(text: str | None):
     from .core.tasks import Lambdas
