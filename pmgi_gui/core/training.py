@@ -850,46 +850,28 @@ def save_fine_tuned(model: PMGI, info: dict, *, name: str | None = None,
 # -- evaluation of a trained model -----------------------------------------------
 
 def evaluate_model(model: PMGI, task: str, data_dir: str | os.PathLike) -> dict | None:
-    """Mean of the task's metrics over the pairs of ``data_dir`` (as laid out for
-    training), or None when the metrics module is not installed.
-
-    Gray tasks are scored on the network's gray inputs and its output clipped to
-    0..255 (no stretch); pan-sharpening on the full pipeline's output.
-    """
-    try:
-        from . import metrics
-        task_metrics = metrics.task_metrics
-    except (ImportError, AttributeError):
-        return None
-    from .engine import fuse_gray, to_uint8
+    """Mean of the task's metrics over the pairs of ``data_dir``, scored as
+    ``pmgi evaluate`` scores (the full pipeline, ``evaluation.score``; for
+    pan-sharpening the full-resolution metrics)."""
+    from .engine import fuse_gray
+    from .evaluation import find_pairs, score
     from .imageio import read_image
     from .tasks import fuse_pair
 
     t = get_task(task)
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise PmgiError(f"evaluation data folder not found: {root}")
-    folders = _pair_folders(t.name, root) or (
-        _pair_folders(t.name, root / t.name) if (root / t.name).is_dir() else [])
     folded = model.fold() if model.normalisation == "batch" else model
+
+    def gray(x, y, band):
+        return fuse_gray(folded, x, y) * 127.5 + 127.5
+
     sums: dict[str, float] = {}
     scored = []
-    for folder, (fa, fb) in folders:
-        a, b = read_image(fa), read_image(fb)
-        if t.name == "pan-sharpening":
-            def gray(x, y, band):
-                return fuse_gray(folded, x, y) * 127.5 + 127.5
-            values = task_metrics(t.name, a, b, fuse_pair(t.name, a, b, gray_fuse=gray))
-        else:
-            (x, y), = network_inputs(t.name, a, b)
-            f = to_uint8(fuse_gray(folded, x, y)).astype(np.float32)
-            values = task_metrics(t.name, x, y, f)
-        scored.append(folder.name)
+    for pair in find_pairs(t.name, data_dir):
+        a, b = read_image(pair.a), read_image(pair.b)
+        values = score(t.name, a, b, fuse_pair(t.name, a, b, gray_fuse=gray))
+        scored.append(pair.name)
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + float(v)
-    if not scored:
-        return None
-    return {"data": str(root), "pairs": scored,
-            "scoring": ("network gray inputs and output clipped to 0..255, no stretch"
-                        if t.name != "pan-sharpening" else "full pipeline output"),
+    return {"data": str(data_dir), "pairs": scored,
+            "scoring": "as pmgi evaluate: full pipeline, 8-bit luma (pan-sharpening: full resolution)",
             "mean": {k: v / len(scored) for k, v in sums.items()}}
