@@ -42,8 +42,9 @@ def test_tiled_reference_matches_whole_image_moments(pair):
         direct = model(to_network(torch.from_numpy(pair[0]))[None, None],
                        to_network(torch.from_numpy(pair[1]))[None, None])[0, 0].numpy()
     assert np.abs(whole - direct).max() < 1e-6
-    tiled = fuse_gray(model, *pair, tile=96)
+    tiled = fuse_gray(model, *pair, tile=96, reference_whole_pixels=0)
     assert np.abs(whole - tiled).max() < 1e-3
+    assert np.array_equal(fuse_gray(model, *pair, tile=96), whole)  # small enough to run whole
     # Naive tiling with per-tile moments would be far off: the check can fail.
     naive = np.zeros_like(whole)
     for t in tiles(H, W, 96):
@@ -66,7 +67,8 @@ def test_progress_reports_every_tile_and_cancel_stops(pair):
 
 def test_reference_progress_counts_the_moment_passes(pair):
     seen = []
-    fuse_gray(random_model("reference"), *pair, tile=256, progress=lambda d, t: seen.append((d, t)))
+    fuse_gray(random_model("reference"), *pair, tile=256, progress=lambda d, t: seen.append((d, t)),
+              reference_whole_pixels=0)
     assert seen[-1] == (28, 28)  # 4 tiles x (6 moment levels + 1 final pass)
 
 
