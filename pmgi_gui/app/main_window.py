@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self._open_boxes: list[QMessageBox] = []
         self._flicker_on_ref = False
         self._closing = False
+        self.fine_tune_dialog = None  # FineTuneDialog, made when first opened
 
         self.runner = FusionRunner(self)
         self.runner.progress.connect(self._on_progress)
@@ -130,6 +131,9 @@ class MainWindow(QMainWindow):
                                "Fuse the sources with PMGI and the chosen baselines")
         self.act_cancel = action("&Cancel", self.cancel_fusion, "Esc")
         self.act_cancel.setEnabled(False)
+        self.act_fine_tune = action("Fine-&tune on this pair...", self.open_fine_tune_dialog, None,
+                                    "Tune the selected checkpoint on this pair with your own loss "
+                                    "weights (more intensity, more texture, smoother)")
         self.mode_group = QActionGroup(self)
         self.mode_actions: dict[str, QAction] = {}
         for mode, (text, shortcut) in COMPARE_MODES.items():
@@ -147,6 +151,8 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("F&usion")
         m.addAction(self.act_fuse)
         m.addAction(self.act_cancel)
+        m.addSeparator()
+        m.addAction(self.act_fine_tune)
         m = self.menuBar().addMenu("&Compare")
         for act in self.mode_actions.values():
             m.addAction(act)
@@ -210,7 +216,13 @@ class MainWindow(QMainWindow):
         import_button = QPushButton("Import checkpoint folder...")
         import_button.clicked.connect(self.act_import.trigger)
         self.import_button = import_button
-        lay.addWidget(self.checkpoint_combo)
+        row = QHBoxLayout()
+        row.addWidget(self.checkpoint_combo, 1)
+        self.fine_tune_button = QPushButton("Fine-tune...")
+        self.fine_tune_button.setToolTip(self.act_fine_tune.statusTip())
+        self.fine_tune_button.clicked.connect(self.act_fine_tune.trigger)
+        row.addWidget(self.fine_tune_button)
+        lay.addLayout(row)
         lay.addWidget(self.lambdas_label)
         lay.addWidget(self.no_checkpoint_label)
         lay.addWidget(import_button)
@@ -518,6 +530,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_checkpoint_chosen(self, *_) -> None:
+        self._update_fine_tune_enabled()
         path = self.checkpoint_combo.currentData()
         if not path:
             self.lambdas_label.setText("")
@@ -578,6 +591,52 @@ class MainWindow(QMainWindow):
                               f"{registered.name} is a {get_task(registered.task).title} checkpoint; "
                               f"choose that task to use it.")
         return registered
+
+    # ==================================================================== fine-tuning
+
+    def _update_fine_tune_enabled(self) -> None:
+        ok = self.ready() and bool(self.checkpoint_combo.currentData())
+        self.act_fine_tune.setEnabled(ok)
+        self.fine_tune_button.setEnabled(ok)
+
+    def open_fine_tune_dialog(self):
+        """*Fine-tune on this pair...*: the selected checkpoint, the loaded pair; returns the
+        dialog (shown, not blocking) or None when there is nothing to tune."""
+        from .fine_tune import FineTuneDialog  # only when asked: keeps start-up light
+
+        old = self.fine_tune_dialog
+        if old is not None and old.is_running():
+            old.raise_()
+            old.activateWindow()
+            return old
+        checkpoint = self.current_checkpoint() if self.ready() else None
+        if checkpoint is None:
+            self.show_message("warning", "Nothing to fine-tune",
+                              "Load a valid pair and choose a PMGI checkpoint first.")
+            return None
+        if old is not None:
+            old.deleteLater()
+        a, b = self.sources["a"], self.sources["b"]
+        dialog = FineTuneDialog(self.task, checkpoint, a.pixels, b.pixels,
+                                options=self.pipeline_options(),
+                                device=self.device_combo.currentData() or "auto",
+                                pair_name=f"{a.name} + {b.name}", parent=self)
+        dialog.checkpoint_saved.connect(self._on_fine_tuned)
+        dialog.logged.connect(self.log)
+        self.fine_tune_dialog = dialog
+        dialog.show()
+        return dialog
+
+    @Slot(object)
+    def _on_fine_tuned(self, checkpoint: Checkpoint) -> None:
+        """A fine-tuned checkpoint was saved: list it, select it and fuse with it."""
+        if self._closing or checkpoint.task != self.task:
+            return
+        self._fill_checkpoints(select=str(checkpoint.path))
+        self.statusBar().showMessage(f"Fine-tuned checkpoint {checkpoint.name} saved", 8000)
+        if self.ready():
+            self.pmgi_check.setChecked(True)
+            self.request_fusion()
 
     # ==================================================================== devices, options
 
@@ -905,6 +964,7 @@ class MainWindow(QMainWindow):
         ok = self.ready()
         self.fuse_button.setEnabled(ok)
         self.act_fuse.setEnabled(ok)
+        self._update_fine_tune_enabled()
         has_result = bool(self.results)
         self.act_save.setEnabled(has_result)
         self.act_export.setEnabled(has_result)
@@ -1188,6 +1248,8 @@ class MainWindow(QMainWindow):
         self.flicker_timer.stop()
         self.swipe_timer.stop()
         self.runner.stop()
+        if self.fine_tune_dialog is not None:
+            self.fine_tune_dialog.stop()
         for box in list(self._open_boxes):
             box.close()
         self._open_boxes.clear()
