@@ -298,6 +298,14 @@ def _fine_tune(args: argparse.Namespace, task, lambdas, out: Path) -> int:
     return 0
 
 
+def _self_test(args: argparse.Namespace) -> int:
+    # Also here because a windowed executable has no console on Windows: the frozen
+    # bundle's console `pmgi self-test` prints where `pmgi-gui --self-test` cannot.
+    from .selftest import self_test
+
+    return self_test()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pmgi", description="PMGI image fusion from the command line.")
     parser.add_argument("--version", action="version", version=f"pmgi {__version__}")
@@ -398,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an existing checkpoint or start over an interrupted run")
     p.add_argument("-o", "--output", required=True, help="checkpoint folder to write")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("self-test", help="check this installation, as `pmgi-gui --self-test`: every "
+                                         "shipped checkpoint loads and fuses its task's demo pair")
+    p.set_defaults(func=_self_test)
     return parser
 
 

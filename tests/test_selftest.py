@@ -30,3 +30,12 @@ def test_self_test_fails_on_a_damaged_checkpoint(shipped, capsys):
     assert self_test(lines.append) == 1
     assert any(line.startswith("medical: FAILED - CheckpointError") and "sha256" in line for line in lines)
     assert lines[-1] == "self-test FAILED (1 task(s))"
+
+
+def test_pmgi_self_test_command_runs_the_same_check(shipped, capsys):
+    from pmgi_gui.cli import main
+
+    assert main(["self-test"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "self-test passed"
+    assert sum(line.split(":")[0] in TASK_NAMES for line in out) == len(TASK_NAMES)

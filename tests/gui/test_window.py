@@ -366,3 +366,25 @@ def test_self_test_option_runs_headless(monkeypatch, qapp):
     monkeypatch.setattr(pmgi_gui.selftest, "self_test", lambda: calls.append(1) or 0)
     assert main(["--self-test"]) == 0 and calls == [1]
     assert not [w for w in qapp.topLevelWidgets() if w.isVisible()]
+
+
+def test_quit_after_option_closes_the_window_by_itself(qapp):
+    import time
+
+    from pmgi_gui.app.main import main
+    from pmgi_gui.app.main_window import MainWindow
+
+    start = time.monotonic()
+    assert main(["--quit-after", "200"]) == 0
+    assert time.monotonic() - start < 60
+    windows = [w for w in qapp.topLevelWidgets() if isinstance(w, MainWindow)]
+    assert windows and not any(w.isVisible() for w in windows)
+    assert not any(w.runner.is_running() for w in windows)
+
+
+@pytest.mark.parametrize("args", [["--quit-after"], ["--quit-after", "soon"], ["--quit-after=-5"]])
+def test_quit_after_option_refuses_a_bad_value(qapp, capsys, args):
+    from pmgi_gui.app.main import main
+
+    assert main(args) == 2
+    assert "--quit-after" in capsys.readouterr().err
