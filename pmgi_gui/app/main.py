@@ -1,9 +1,21 @@
-"""Entry point of the ``pmgi-gui`` application."""
+"""Entry point of the ``pmgi-gui`` application.
+
+``PMGI_STARTUP_PROBE=1`` makes the window report its start-up on stdout and quit:
+one line ``pmgi-startup <event> <seconds since main() began> [detail]`` for
+``window_shown`` (the event loop runs with the window shown) and ``first_result``
+(the first fused image of the demo pair is on screen), then it closes
+(``benchmarks/bench_startup.py`` reads these lines).
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
+import time
+
+STARTUP_PROBE_ENV = "PMGI_STARTUP_PROBE"
+PROBE_TIMEOUT_S = 120
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -11,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     the arguments without the program name (default: ``sys.argv[1:]``)."""
     # First: in a frozen build, worker processes re-enter here and must stop at once.
     multiprocessing.freeze_support()
+    began = time.perf_counter()
     args = sys.argv[1:] if argv is None else list(argv)
     if "--self-test" in args:
         # Headless: checks an installation (source or frozen) without opening a window.
@@ -27,8 +40,42 @@ def main(argv: list[str] | None = None) -> int:
     from .main_window import MainWindow  # imports pyqtgraph and sets row-major images
 
     window = MainWindow()
+    if os.environ.get(STARTUP_PROBE_ENV):
+        _probe_startup(app, window, began)
     window.show()
     return app.exec()
+
+
+def _probe_startup(app, window, began: float) -> None:
+    """Report when the window is shown and when the first demo result is on screen,
+    then close (see the module docstring)."""
+    from PySide6.QtCore import QTimer
+
+    def report(event: str, detail: str = "") -> None:
+        print(f"pmgi-startup {event} {time.perf_counter() - began:.3f} {detail}".rstrip(), flush=True)
+
+    def shown() -> None:
+        report("window_shown")
+        if not window.runner.is_running():
+            window.request_fusion()  # as a person pressing Fuse at once
+
+    def end(event: str, detail: str = "") -> None:
+        limit.stop()
+        report(event, detail)
+        window.close()  # stops the worker; the last window closed ends app.exec()
+
+    def first_result(outcome) -> None:
+        window.runner.method_finished.disconnect(first_result)
+        # The result is on screen after the repaint that its arrival asked for.
+        QTimer.singleShot(0, lambda: end("first_result", outcome.method))
+
+    limit = QTimer(window)  # owned by the window: nothing outlives it
+    limit.setSingleShot(True)
+    limit.timeout.connect(lambda: end("timeout"))
+    window.runner.method_finished.connect(first_result)
+    window.runner.failed.connect(lambda failure: end("failed", failure.message))
+    QTimer.singleShot(0, shown)  # runs once the event loop has the window shown
+    limit.start(PROBE_TIMEOUT_S * 1000)
 
 
 if __name__ == "__main__":
