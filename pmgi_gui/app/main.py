@@ -1,10 +1,14 @@
 """Entry point of the ``pmgi-gui`` application.
 
+Start-up is ordered for a quick first picture: the window (which imports no torch)
+is shown, then it lists the devices on a thread and fuses the demo pair, the
+cheapest method first, while the worker imports torch for PMGI.
+
 ``PMGI_STARTUP_PROBE=1`` makes the window report its start-up on stdout and quit:
 one line ``pmgi-startup <event> <seconds since main() began> [detail]`` for
-``window_shown`` (the event loop runs with the window shown) and ``first_result``
-(the first fused image of the demo pair is on screen), then it closes
-(``benchmarks/bench_startup.py`` reads these lines).
+``window_shown`` (the event loop runs with the window shown), ``first_result <method>``
+(the first fused image of the demo pair is on screen) and, when PMGI runs,
+``pmgi_result``; then it closes (``benchmarks/bench_startup.py`` reads these lines).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return self_test()
     import logging
 
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -39,42 +44,55 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("PMGI Fusion Studio")
     from .main_window import MainWindow  # imports pyqtgraph and sets row-major images
 
-    window = MainWindow()
+    window = MainWindow(find_devices=False)  # the device list needs torch: found later
     if os.environ.get(STARTUP_PROBE_ENV):
         _probe_startup(app, window, began)
     window.show()
+    # Once the event loop has painted the window; the window as context cancels it with it.
+    QTimer.singleShot(0, window, window.start_up)
     return app.exec()
 
 
 def _probe_startup(app, window, began: float) -> None:
-    """Report when the window is shown and when the first demo result is on screen,
-    then close (see the module docstring)."""
+    """Report when the window is shown and when the first demo result (and PMGI's)
+    is on screen, then close (see the module docstring)."""
     from PySide6.QtCore import QTimer
+
+    from ..core.fusion import PMGI_METHOD
 
     def report(event: str, detail: str = "") -> None:
         print(f"pmgi-startup {event} {time.perf_counter() - began:.3f} {detail}".rstrip(), flush=True)
 
-    def shown() -> None:
-        report("window_shown")
-        if not window.runner.is_running():
-            window.request_fusion()  # as a person pressing Fuse at once
-
     def end(event: str, detail: str = "") -> None:
+        if closing:
+            return  # closing cancels the job, whose end arrives after this
+        closing.append(event)
         limit.stop()
         report(event, detail)
         window.close()  # stops the worker; the last window closed ends app.exec()
 
-    def first_result(outcome) -> None:
-        window.runner.method_finished.disconnect(first_result)
+    seen, closing = [], []
+
+    def after_repaint(outcome) -> None:
+        seen.append(outcome.method)
+        if len(seen) == 1:
+            report("first_result", outcome.method)
+        if outcome.method == PMGI_METHOD:
+            end("pmgi_result")
+        elif (PMGI_METHOD, "PMGI") not in window.chosen_methods():
+            end("no_pmgi")
+
+    def result(outcome) -> None:
         # The result is on screen after the repaint that its arrival asked for.
-        QTimer.singleShot(0, lambda: end("first_result", outcome.method))
+        QTimer.singleShot(0, window, lambda: after_repaint(outcome))
 
     limit = QTimer(window)  # owned by the window: nothing outlives it
     limit.setSingleShot(True)
     limit.timeout.connect(lambda: end("timeout"))
-    window.runner.method_finished.connect(first_result)
+    window.runner.method_finished.connect(result)
+    window.runner.finished.connect(lambda _summary: end("job_finished"))
     window.runner.failed.connect(lambda failure: end("failed", failure.message))
-    QTimer.singleShot(0, shown)  # runs once the event loop has the window shown
+    QTimer.singleShot(0, lambda: report("window_shown"))  # before start_up's timer
     limit.start(PROBE_TIMEOUT_S * 1000)
 
 

@@ -1,5 +1,6 @@
 """The side panel: the task's metrics for PMGI and each baseline as grouped bars,
-and a table of the values and run times, filled as each method finishes.
+and a table of the values and run times, filled as each method finishes (its run
+time first, its metrics when the job has scored it).
 
 Metrics have very different ranges (entropy ~7 bits, SD ~50 grey levels), so each
 bar shows a value relative to the largest magnitude of that metric among the
@@ -60,6 +61,7 @@ class MetricsPanel(QWidget):
         self.specs: list[MetricSpec] = []
         self.rows: dict[str, dict] = {}  # method -> {"name", "seconds", "values"}
         self.hidden: set[str] = set()
+        self.order: list[str] = []  # methods listed in this order, whatever order they come in
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(180)
         self.plot.setMouseEnabled(x=False, y=False)
@@ -120,6 +122,12 @@ class MetricsPanel(QWidget):
         self._fill_table()
         self._redraw()
 
+    def set_order(self, methods) -> None:
+        """List rows (and bars, and colours) in this order of method keys."""
+        self.order = list(methods)
+        self._fill_table()
+        self._redraw()
+
     def set_hidden(self, methods) -> None:
         """Methods (keys) not to show: a baseline the user switched off."""
         self.hidden = set(methods)
@@ -127,7 +135,9 @@ class MetricsPanel(QWidget):
         self._redraw()
 
     def shown_methods(self) -> list[str]:
-        return [m for m in self.rows if m not in self.hidden]
+        rank = {m: i for i, m in enumerate(self.order)}
+        return sorted((m for m in self.rows if m not in self.hidden),
+                      key=lambda m: rank.get(m, len(rank)))
 
     def bar_heights(self, method: str) -> list[float]:
         """Heights of ``method``'s bars as drawn (for tests and reports)."""
