@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.messages: list[tuple[str, str, str]] = []  # (level, title, text), newest last
         self.tile = DEFAULT_TILE
         self._peak: float | None = None
+        self._display_cache: dict[tuple, np.ndarray] = {}  # source pictures; cleared with them
         self._open_boxes: list[QMessageBox] = []
         self._flicker_on_ref = False
         self._closing = False
@@ -679,6 +680,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_colormap_chosen(self, name: str) -> None:
         self.settings.pet_colormap = name
+        self._display_cache.clear()
         self._refresh_source_views()
 
     def pipeline_options(self) -> PipelineOptions:
@@ -752,6 +754,7 @@ class MainWindow(QMainWindow):
 
     def _sources_changed(self) -> None:
         self.runner.discard()
+        self._display_cache.clear()
         self._clear_results()
         t = get_task(self.task)
         a, b = self.sources["a"], self.sources["b"]
@@ -779,18 +782,39 @@ class MainWindow(QMainWindow):
 
     # ==================================================================== display
 
-    def _display(self, pixels: np.ndarray) -> np.ndarray:
-        spectral = self.task == "pan-sharpening"
-        return comparison.to_display(pixels, self._peak if spectral else None, spectral=spectral)
+    # Pictures are made once per source (and colour map) and per result (by the worker),
+    # not at each refresh: flicker, swipe and the comparison list redraw often, and a
+    # 16-bit or multispectral picture of 16 megapixels takes hundreds of milliseconds.
 
-    def _source_display(self, role: str) -> np.ndarray | None:
+    def _display(self, pixels: np.ndarray) -> np.ndarray:
+        return comparison.task_display(self.task, pixels, self._peak)
+
+    def _result_display(self, outcome: MethodOutcome) -> np.ndarray:
+        return outcome.display if outcome.display is not None else self._display(outcome.result.pixels)
+
+    def _cached(self, key: tuple, make) -> np.ndarray:
+        if key not in self._display_cache:
+            self._display_cache[key] = make()
+        return self._display_cache[key]
+
+    def _source_display(self, role: str, on_fused_grid: bool = False) -> np.ndarray | None:
+        """The picture of source ``role``; ``on_fused_grid``: of A brought to the fused
+        image's grid (pan-sharpening's upsampled MS), to compare with a result."""
         src = self.sources[role]
         if src is None:
             return None
-        x = self._display(src.pixels)
-        if self.task == "medical" and role == "a" and x.ndim == 2:
-            x = apply_colormap(x, self.colormap_combo.currentText())  # a gray PET
-        return x
+        on_fused_grid = on_fused_grid and role == "a" and self.task == "pan-sharpening"
+
+        def make():
+            pixels = src.pixels
+            if on_fused_grid:
+                pixels = comparison.on_fused_grid(self.task, pixels)
+            x = self._display(pixels)
+            if self.task == "medical" and role == "a" and x.ndim == 2:
+                x = apply_colormap(x, self.colormap_combo.currentText())  # a gray PET
+            return x
+
+        return self._cached((role, on_fused_grid), make)
 
     def _a_scale(self) -> float:
         a, b = self.sources["a"], self.sources["b"]
@@ -841,16 +865,10 @@ class MainWindow(QMainWindow):
         key = self.reference_combo.currentData()
         t = get_task(self.task)
         if key in ("a", "b") and self.sources[key] is not None:
-            src = self.sources[key].pixels
-            if key == "a":
-                src = comparison.on_fused_grid(self.task, src)
-            x = self._display(src)
-            if self.task == "medical" and key == "a" and x.ndim == 2:
-                x = apply_colormap(x, self.colormap_combo.currentText())
-            return (t.role_a if key == "a" else t.role_b), x
+            return (t.role_a if key == "a" else t.role_b), self._source_display(key, on_fused_grid=True)
         if key in self.results:
             r = self.results[key]
-            return r.name, self._display(r.result.pixels)
+            return r.name, self._result_display(r)
         return None
 
     def compare_mode(self) -> str:
@@ -893,7 +911,7 @@ class MainWindow(QMainWindow):
             panel.clear("Press Fuse" if self.ready() else "")
             return
         outcome = self.results[method]
-        fused = self._display(outcome.result.pixels)
+        fused = self._result_display(outcome)
         mode = self.compare_mode()
         ref = self.reference_image() if mode != "fused" else None
         levels = (0, 255)
@@ -1015,7 +1033,8 @@ class MainWindow(QMainWindow):
         job = FusionJob(task=self.task, a=self.sources["a"].pixels, b=self.sources["b"].pixels,
                         methods=tuple(methods), checkpoint=checkpoint,
                         device=self.device_combo.currentData() or "auto",
-                        options=self.pipeline_options(), tile=self.tile, metric_keys=keys)
+                        options=self.pipeline_options(), tile=self.tile, metric_keys=keys,
+                        display_peak=self._peak)
         self._clear_results()
         self._method_order = order
         self.metrics_panel.set_order(order)

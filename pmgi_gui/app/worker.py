@@ -29,6 +29,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 
 from ..core.checkpoints import Checkpoint
+from ..core.comparison import task_display
 from ..core.errors import Cancelled, PmgiError
 from ..core.fusion import PMGI_METHOD, FusionResult, PmgiFuser, fuse
 from ..core.spec import DEFAULT_TILE
@@ -102,6 +103,7 @@ class FusionJob:
     options: PipelineOptions = field(default_factory=PipelineOptions)
     tile: int = DEFAULT_TILE
     metric_keys: tuple[str, ...] = ()
+    display_peak: float | None = None  # the pair's white point (pan-sharpening display)
     job_id: int = 0
 
 
@@ -113,6 +115,9 @@ class MethodOutcome:
     result: FusionResult
     metrics: dict  # empty until the job has scored this result
     metrics_error: str | None = None
+    # The uint8 picture the views show, made here: for 16 bits or many bands it costs
+    # hundreds of milliseconds at 16 megapixels, too long for the GUI thread.
+    display: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -180,8 +185,9 @@ class FusionWorker(QObject):
                         self.progress.emit(job.job_id, (i + done / total) / steps, f"{name}...")
 
                 result = self._fuse(method, step)
+                display = task_display(job.task, result.pixels, job.display_peak)
                 self._check_cancel()
-                outcomes.append(MethodOutcome(job.job_id, method, name, result, {}))
+                outcomes.append(MethodOutcome(job.job_id, method, name, result, {}, display=display))
                 self.method_finished.emit(outcomes[-1])
             if scoring:
                 for i, outcome in enumerate(outcomes):
