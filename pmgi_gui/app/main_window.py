@@ -342,13 +342,18 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.medical_note)
         self.setCentralWidget(centre)
 
-        # -- right: metrics; bottom: log -------------------------------------------------
+        # -- below the views: metrics, and the log ------------------------------------------
+        # Below, not beside: the views are wider than tall there (square images used to
+        # sit in tall narrow views), and the table shows every metric's column without
+        # scrolling. The setup keeps the full height on the left.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.metrics_panel = MetricsPanel()
         self.metrics_dock = QDockWidget("Metrics", self)
         self.metrics_dock.setObjectName("metrics")
         self.metrics_dock.setWidget(self.metrics_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.metrics_dock)
-        self.resizeDocks([self.metrics_dock], [380], Qt.Orientation.Horizontal)
+        self.metrics_dock.dockLocationChanged.connect(self._on_metrics_dock_moved)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.metrics_dock)
+        self.resizeDocks([self.metrics_dock], [300], Qt.Orientation.Vertical)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
@@ -358,6 +363,12 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
         self.log_dock.hide()
         self.statusBar()
+
+    @Slot(Qt.DockWidgetArea)
+    def _on_metrics_dock_moved(self, area: Qt.DockWidgetArea) -> None:
+        # Plot beside the table in a wide dock, above it in a tall one.
+        wide = area in (Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.metrics_panel.set_orientation(Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical)
 
     def _fill_devices(self) -> None:
         if self._find_devices_now:
@@ -847,8 +858,11 @@ class MainWindow(QMainWindow):
             self.panel_blend.clear("PET over MRI appears when both are loaded")
             return
         self.panel_blend.set_image(comparison.opacity_blend(pet, mri, alpha))
-        self.panel_blend.set_title(f"PET over MRI, linear blend at {alpha:.0%} opacity "
-                                   "(beside the learned fusion)")
+        # One line, as the other views' titles, so that the four images line up.
+        self.panel_blend.set_title(f"PET over MRI, {alpha:.0%} opacity")
+        self.panel_blend.title.setToolTip("The PET laid over the MRI at the chosen opacity (a "
+                                          "linear blend, as a viewer shows it), beside the "
+                                          "learned fusion")
 
     def shown_method(self) -> str | None:
         return self.show_combo.currentData()
@@ -1266,16 +1280,22 @@ class MainWindow(QMainWindow):
         return [csv_path, json_path, targets[2]]
 
     def grab_report_picture(self):
-        """The views and the metrics panel side by side, as one QPixmap (GUI thread)."""
+        """The views and the metrics panel as one QPixmap (GUI thread): the panel below
+        the views, or beside them, as the window has it."""
         from PySide6.QtGui import QPainter, QPixmap
 
         views = self.centralWidget().grab()
         panel = self.metrics_panel.grab()
-        out = QPixmap(views.width() + panel.width(), max(views.height(), panel.height()))
+        below = self.dockWidgetArea(self.metrics_dock) in (Qt.DockWidgetArea.TopDockWidgetArea,
+                                                           Qt.DockWidgetArea.BottomDockWidgetArea)
+        if below:
+            out = QPixmap(max(views.width(), panel.width()), views.height() + panel.height())
+        else:
+            out = QPixmap(views.width() + panel.width(), max(views.height(), panel.height()))
         out.fill(Qt.GlobalColor.white)
         painter = QPainter(out)
         painter.drawPixmap(0, 0, views)
-        painter.drawPixmap(views.width(), 0, panel)
+        painter.drawPixmap(0 if below else views.width(), views.height() if below else 0, panel)
         painter.end()
         return out
 

@@ -78,11 +78,42 @@ class MetricsPanel(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.plot)
         splitter.addWidget(self.table)
+        splitter.setStretchFactor(0, 1)  # a resize goes to the plot; the table keeps its fit
+        splitter.setStretchFactor(1, 0)
+        splitter.splitterMoved.connect(self._on_splitter_moved)
+        self.splitter = splitter
+        self._user_split = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.note)
         layout.addWidget(splitter, 1)
         self.set_metrics([])
+
+    def set_orientation(self, orientation: Qt.Orientation) -> None:
+        """Plot above the table (vertical) or beside it (horizontal)."""
+        self.splitter.setOrientation(orientation)
+        self._fit_table()
+
+    def _on_splitter_moved(self, *_) -> None:
+        self._user_split = True
+
+    def _fit_table(self) -> None:
+        """Side by side, the table gets the width of its columns (up to 70 %), so that
+        every metric shows without scrolling, unless the user has moved the divider."""
+        if self.splitter.orientation() != Qt.Orientation.Horizontal or self._user_split:
+            return
+        total = sum(self.splitter.sizes())
+        if total <= 0:
+            return
+        t = self.table
+        need = (t.horizontalHeader().length() + 2 * t.frameWidth()
+                + t.verticalScrollBar().sizeHint().width())
+        width = min(need, int(total * 0.7))
+        self.splitter.setSizes([total - width, width])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit_table()
 
     # -- state ---------------------------------------------------------------------
 
@@ -171,6 +202,7 @@ class MetricsPanel(QWidget):
                 if c == 0:  # the table is the plot's legend
                     item.setData(Qt.ItemDataRole.DecorationRole, QColor(*self.colour(method)))
                 self.table.setItem(r, c, item)
+        self._fit_table()
 
     def _redraw(self) -> None:
         for item in self.bars.values():
