@@ -51,3 +51,15 @@ def test_swipe_difference_and_blend():
     assert blend[0, 0].tolist() == [8, 20, 8]  # 0.25*(0,50,0) + 0.75*(10,10,10)
     with pytest.raises(ValueError):
         cmp.swipe(left, np.zeros((3, 4), np.uint8), 1)
+
+
+@pytest.mark.parametrize("shapes", [((6, 7), (6, 7)), ((6, 7, 3), (6, 7, 3)), ((6, 7), (6, 7, 3)),
+                                    ((6, 7, 3), (6, 7))])
+def test_absolute_difference_is_the_largest_channel_difference(shapes):
+    # Against the plain definition in wide integers (the function stays in uint8).
+    rng = np.random.default_rng(0)
+    x, y = (rng.integers(0, 256, s, dtype=np.uint8) for s in shapes)
+    wide = [np.broadcast_to((z if z.ndim == 3 else z[..., None]).astype(int), (6, 7, 3)) for z in (x, y)]
+    expected = np.abs(wide[0] - wide[1]).max(axis=2)
+    d = cmp.absolute_difference(x, y)
+    assert d.dtype == np.uint8 and np.array_equal(d, expected)

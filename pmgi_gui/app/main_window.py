@@ -6,6 +6,10 @@ The window renders state and forwards requests: images are read by
 ``core.imageio``, fused by ``core.fusion`` on the worker thread, compared by
 ``core.comparison``. Dialogs go through small ``ask_*`` / ``show_message`` methods
 so that tests can answer them without blocking.
+
+Nothing here imports torch: at launch (``main.py``) the window is shown first, then
+:meth:`MainWindow.start_up` lists the devices on a thread and fuses the demo pair
+with the cheapest method first, while the worker imports torch for PMGI.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, Qt, QThread, QTimer, Slot
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
@@ -26,10 +30,10 @@ from ..core import comparison
 from ..core.baselines import baselines_for
 from ..core.checkpoints import MANIFEST, Checkpoint, list_checkpoints, load_checkpoint
 from ..core.colour import PET_COLORMAPS, apply_colormap
-from ..core.engine import DEFAULT_TILE, choose_device
 from ..core.errors import CheckpointError, ImageError, PmgiError
 from ..core.fusion import PMGI_METHOD
 from ..core.imageio import read_image, write_image
+from ..core.spec import DEFAULT_TILE
 from ..core.tasks import PAN_RATIO, TASKS, PipelineOptions, check_pair, get_task
 from ..paths import resources_dir, user_checkpoints_dir
 from .metrics_panel import MetricsPanel, metric_specs
@@ -37,8 +41,8 @@ from .report import write_metrics_report
 from .settings import Settings, geometry_store
 from .sources import IMAGE_SUFFIXES, Source, demo_sources, find_pair
 from .views import ImagePanel, link_views
-from .worker import (FusionJob, FusionRunner, JobFailure, JobSummary, MethodOutcome, metrics_module,
-                     window_metric_keys)
+from .worker import (DeviceFinder, FusionJob, FusionRunner, JobFailure, JobSummary, MethodOutcome,
+                     find_devices, metrics_module, window_metric_keys)
 
 __all__ = ["MainWindow", "COMPARE_MODES"]
 
@@ -62,7 +66,11 @@ def _initial_capital(text: str) -> str:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Settings | None = None, *, open_demo: bool = True):
+    """``find_devices=False`` offers Automatic and CPU until :meth:`start_up` (or
+    :meth:`find_devices_in_background`) has listed the devices without blocking."""
+
+    def __init__(self, settings: Settings | None = None, *, open_demo: bool = True,
+                 find_devices: bool = True):
         super().__init__()
         self.setWindowTitle("PMGI Fusion Studio")
         self.settings = settings if settings is not None else Settings.load()
@@ -73,14 +81,22 @@ class MainWindow(QMainWindow):
         self.messages: list[tuple[str, str, str]] = []  # (level, title, text), newest last
         self.tile = DEFAULT_TILE
         self._peak: float | None = None
+        self._display_cache: dict[tuple, np.ndarray] = {}  # source pictures; cleared with them
         self._open_boxes: list[QMessageBox] = []
         self._flicker_on_ref = False
         self._closing = False
         self.fine_tune_dialog = None  # FineTuneDialog, made when first opened
+        self._find_devices_now = find_devices
+        self._devices_found = False
+        self._device_thread: QThread | None = None
+        self._device_finder: DeviceFinder | None = None
+        self._method_order: list[str] = []  # how results are listed, whatever order they run in
+        self._method_picked = False  # the user chose which result to show
 
         self.runner = FusionRunner(self)
         self.runner.progress.connect(self._on_progress)
         self.runner.method_finished.connect(self._on_method_finished)
+        self.runner.metrics_ready.connect(self._on_metrics_ready)
         self.runner.finished.connect(self._on_job_finished)
         self.runner.failed.connect(self._on_job_failed)
         self.runner.busy_changed.connect(self._on_busy_changed)
@@ -299,6 +315,7 @@ class MainWindow(QMainWindow):
         self.show_combo = QComboBox()
         self.show_combo.setToolTip("Which method's result the fused view shows (and Save writes)")
         self.show_combo.currentIndexChanged.connect(self._refresh_fused_view)
+        self.show_combo.activated.connect(self._on_method_picked)
         bar.addWidget(self.show_combo)
         bar.addSpacing(16)
         for mode, act in self.mode_actions.items():
@@ -337,13 +354,18 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.medical_note)
         self.setCentralWidget(centre)
 
-        # -- right: metrics; bottom: log -------------------------------------------------
+        # -- below the views: metrics, and the log ------------------------------------------
+        # Below, not beside: the views are wider than tall there (square images used to
+        # sit in tall narrow views), and the table shows every metric's column without
+        # scrolling. The setup keeps the full height on the left.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.metrics_panel = MetricsPanel()
         self.metrics_dock = QDockWidget("Metrics", self)
         self.metrics_dock.setObjectName("metrics")
         self.metrics_dock.setWidget(self.metrics_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.metrics_dock)
-        self.resizeDocks([self.metrics_dock], [380], Qt.Orientation.Horizontal)
+        self.metrics_dock.dockLocationChanged.connect(self._on_metrics_dock_moved)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.metrics_dock)
+        self.resizeDocks([self.metrics_dock], [300], Qt.Orientation.Vertical)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
@@ -354,20 +376,59 @@ class MainWindow(QMainWindow):
         self.log_dock.hide()
         self.statusBar()
 
-    def _fill_devices(self) -> None:
-        import torch
+    @Slot(Qt.DockWidgetArea)
+    def _on_metrics_dock_moved(self, area: Qt.DockWidgetArea) -> None:
+        # Plot beside the table in a wide dock, above it in a tall one.
+        wide = area in (Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.metrics_panel.set_orientation(Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical)
 
-        auto = choose_device("auto").type.upper()
-        self.device_combo.addItem(f"Automatic ({auto})", "auto")
-        self.device_combo.addItem("CPU", "cpu")
-        if torch.cuda.is_available():
-            self.device_combo.addItem(f"CUDA ({torch.cuda.get_device_name(0)})", "cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            self.device_combo.addItem("Apple MPS", "mps")
+    def _fill_devices(self) -> None:
+        if self._find_devices_now:
+            self._set_devices(find_devices())
+        else:  # until the DeviceFinder has imported torch
+            self._set_devices([("auto", "Automatic"), ("cpu", "CPU")], found=False)
+
+    def _set_devices(self, devices: list[tuple[str, str]], found: bool = True) -> None:
+        self._devices_found = found
+        self.device_combo.blockSignals(True)
+        self.device_combo.clear()
+        for key, label in devices:
+            self.device_combo.addItem(label, key)
         index = self.device_combo.findData(self.settings.device)
         self.device_combo.setCurrentIndex(max(index, 0))
+        self.device_combo.blockSignals(False)
         self._show_device()
+
+    def find_devices_in_background(self) -> None:
+        """List the devices on a thread (it imports torch); the list fills in when done."""
+        if self._devices_found or self._device_thread is not None:
+            return
+        thread = QThread()
+        thread.setObjectName("find-devices")
+        finder = DeviceFinder()
+        finder.moveToThread(thread)
+        thread.started.connect(finder.run)
+        finder.finished.connect(self._on_devices_found)
+        finder.failed.connect(self._on_devices_failed)
+        for signal in (finder.finished, finder.failed):
+            signal.connect(thread.quit)
+            signal.connect(finder.deleteLater)
+        thread.finished.connect(self._on_device_thread_finished)
+        thread.finished.connect(thread.deleteLater)
+        self._device_thread, self._device_finder = thread, finder
+        thread.start()
+
+    @Slot(object)
+    def _on_devices_found(self, devices: list) -> None:
+        self._set_devices(devices)
+
+    @Slot(object)
+    def _on_devices_failed(self, message: str) -> None:
+        self.log(f"cannot list the devices: {message}", "warning")
+
+    @Slot()
+    def _on_device_thread_finished(self) -> None:
+        self._device_thread = self._device_finder = None
 
     # ==================================================================== dialogs
     # Each dialog goes through one method, so that tests answer without blocking.
@@ -641,6 +702,12 @@ class MainWindow(QMainWindow):
     # ==================================================================== devices, options
 
     def _show_device(self) -> None:
+        if not self._devices_found:
+            self.device_label.setText("PMGI runs on: finding the devices... "
+                                      "Baselines run on the CPU.")
+            return
+        from ..core.engine import choose_device  # torch is imported by now
+
         try:
             device = choose_device(self.device_combo.currentData() or "auto").type
         except PmgiError as exc:
@@ -683,6 +750,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_colormap_chosen(self, name: str) -> None:
         self.settings.pet_colormap = name
+        self._display_cache.clear()
         self._refresh_source_views()
 
     def pipeline_options(self) -> PipelineOptions:
@@ -756,6 +824,7 @@ class MainWindow(QMainWindow):
 
     def _sources_changed(self) -> None:
         self.runner.discard()
+        self._display_cache.clear()
         self._clear_results()
         t = get_task(self.task)
         a, b = self.sources["a"], self.sources["b"]
@@ -783,18 +852,39 @@ class MainWindow(QMainWindow):
 
     # ==================================================================== display
 
-    def _display(self, pixels: np.ndarray) -> np.ndarray:
-        spectral = self.task == "pan-sharpening"
-        return comparison.to_display(pixels, self._peak if spectral else None, spectral=spectral)
+    # Pictures are made once per source (and colour map) and per result (by the worker),
+    # not at each refresh: flicker, swipe and the comparison list redraw often, and a
+    # 16-bit or multispectral picture of 16 megapixels takes hundreds of milliseconds.
 
-    def _source_display(self, role: str) -> np.ndarray | None:
+    def _display(self, pixels: np.ndarray) -> np.ndarray:
+        return comparison.task_display(self.task, pixels, self._peak)
+
+    def _result_display(self, outcome: MethodOutcome) -> np.ndarray:
+        return outcome.display if outcome.display is not None else self._display(outcome.result.pixels)
+
+    def _cached(self, key: tuple, make) -> np.ndarray:
+        if key not in self._display_cache:
+            self._display_cache[key] = make()
+        return self._display_cache[key]
+
+    def _source_display(self, role: str, on_fused_grid: bool = False) -> np.ndarray | None:
+        """The picture of source ``role``; ``on_fused_grid``: of A brought to the fused
+        image's grid (pan-sharpening's upsampled MS), to compare with a result."""
         src = self.sources[role]
         if src is None:
             return None
-        x = self._display(src.pixels)
-        if self.task == "medical" and role == "a" and x.ndim == 2:
-            x = apply_colormap(x, self.colormap_combo.currentText())  # a gray PET
-        return x
+        on_fused_grid = on_fused_grid and role == "a" and self.task == "pan-sharpening"
+
+        def make():
+            pixels = src.pixels
+            if on_fused_grid:
+                pixels = comparison.on_fused_grid(self.task, pixels)
+            x = self._display(pixels)
+            if self.task == "medical" and role == "a" and x.ndim == 2:
+                x = apply_colormap(x, self.colormap_combo.currentText())  # a gray PET
+            return x
+
+        return self._cached((role, on_fused_grid), make)
 
     def _a_scale(self) -> float:
         a, b = self.sources["a"], self.sources["b"]
@@ -827,8 +917,11 @@ class MainWindow(QMainWindow):
             self.panel_blend.clear("PET over MRI appears when both are loaded")
             return
         self.panel_blend.set_image(comparison.opacity_blend(pet, mri, alpha))
-        self.panel_blend.set_title(f"PET over MRI, linear blend at {alpha:.0%} opacity "
-                                   "(beside the learned fusion)")
+        # One line, as the other views' titles, so that the four images line up.
+        self.panel_blend.set_title(f"PET over MRI, {alpha:.0%} opacity")
+        self.panel_blend.title.setToolTip("The PET laid over the MRI at the chosen opacity (a "
+                                          "linear blend, as a viewer shows it), beside the "
+                                          "learned fusion")
 
     def shown_method(self) -> str | None:
         return self.show_combo.currentData()
@@ -837,6 +930,7 @@ class MainWindow(QMainWindow):
         index = self.show_combo.findData(method)
         if index < 0:
             raise PmgiError(f"no result of {method} to show")
+        self._method_picked = True
         self.show_combo.setCurrentIndex(index)
 
     def reference_image(self) -> tuple[str, np.ndarray] | None:
@@ -844,16 +938,10 @@ class MainWindow(QMainWindow):
         key = self.reference_combo.currentData()
         t = get_task(self.task)
         if key in ("a", "b") and self.sources[key] is not None:
-            src = self.sources[key].pixels
-            if key == "a":
-                src = comparison.on_fused_grid(self.task, src)
-            x = self._display(src)
-            if self.task == "medical" and key == "a" and x.ndim == 2:
-                x = apply_colormap(x, self.colormap_combo.currentText())
-            return (t.role_a if key == "a" else t.role_b), x
+            return (t.role_a if key == "a" else t.role_b), self._source_display(key, on_fused_grid=True)
         if key in self.results:
             r = self.results[key]
-            return r.name, self._display(r.result.pixels)
+            return r.name, self._result_display(r)
         return None
 
     def compare_mode(self) -> str:
@@ -896,7 +984,7 @@ class MainWindow(QMainWindow):
             panel.clear("Press Fuse" if self.ready() else "")
             return
         outcome = self.results[method]
-        fused = self._display(outcome.result.pixels)
+        fused = self._result_display(outcome)
         mode = self.compare_mode()
         ref = self.reference_image() if mode != "fused" else None
         levels = (0, 255)
@@ -979,8 +1067,23 @@ class MainWindow(QMainWindow):
                 methods.append((bl.key, bl.name))
         return methods
 
-    def request_fusion(self) -> int | None:
-        """Fuse the sources with the chosen methods; a running job is cancelled first."""
+    def start_up(self) -> None:
+        """What the application does once the window is shown: list the devices and
+        fuse the demo pair, neither waiting for torch on this thread."""
+        if self._closing:
+            return
+        self.find_devices_in_background()
+        if self._sources_are_demo() and self.ready():
+            self.request_fusion(cheapest_first=True)
+
+    def request_fusion(self, *, cheapest_first: bool = False) -> int | None:
+        """Fuse the sources with the chosen methods; a running job is cancelled first.
+
+        ``cheapest_first``: run the first baseline (``average``, a per-pixel mean) before
+        PMGI, so that a result is on screen while PMGI, or torch, is still loading;
+        PMGI's result replaces it in the view unless the user chose one. Results are
+        listed in the usual order (PMGI first) either way.
+        """
         if not all(self.sources.values()):
             self.show_message("warning", "Nothing to fuse", "Load both source images first.")
             return None
@@ -998,11 +1101,17 @@ class MainWindow(QMainWindow):
                               "Choose PMGI (with a checkpoint) or at least one baseline.")
             return None
         keys = window_metric_keys(self.task)
+        order = [key for key, _ in methods]
+        if cheapest_first and methods[0][0] == PMGI_METHOD and len(methods) > 1:
+            methods = [methods[1], methods[0], *methods[2:]]
         job = FusionJob(task=self.task, a=self.sources["a"].pixels, b=self.sources["b"].pixels,
                         methods=tuple(methods), checkpoint=checkpoint,
                         device=self.device_combo.currentData() or "auto",
-                        options=self.pipeline_options(), tile=self.tile, metric_keys=keys)
+                        options=self.pipeline_options(), tile=self.tile, metric_keys=keys,
+                        display_peak=self._peak)
         self._clear_results()
+        self._method_order = order
+        self.metrics_panel.set_order(order)
         job_id = self.runner.submit(job)
         names = ", ".join(n for _, n in methods)
         self.log(f"job {job_id}: {self.task} with {names}")
@@ -1016,6 +1125,7 @@ class MainWindow(QMainWindow):
 
     def _clear_results(self) -> None:
         self.results.clear()
+        self._method_picked = False
         self.show_combo.blockSignals(True)
         self.show_combo.clear()
         self.show_combo.blockSignals(False)
@@ -1048,23 +1158,44 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(int(round(fraction * 1000)))
         self.progress_label.setText(text)
 
+    def _rank(self, method: str) -> int:
+        order = self._method_order
+        return order.index(method) if method in order else len(order)
+
+    @Slot(int)
+    def _on_method_picked(self, _index: int) -> None:
+        self._method_picked = True
+
     @Slot(object)
     def _on_method_finished(self, outcome: MethodOutcome) -> None:
+        """A result, fused; its metrics follow (:meth:`_on_metrics_ready`)."""
         self.results[outcome.method] = outcome
-        self.show_combo.blockSignals(True)
-        self.show_combo.addItem(outcome.name, outcome.method)
-        if self.show_combo.count() == 1:
-            self.show_combo.setCurrentIndex(0)
-        self.show_combo.blockSignals(False)
+        self.results = dict(sorted(self.results.items(), key=lambda kv: self._rank(kv[0])))
+        combo = self.show_combo
+        combo.blockSignals(True)
+        at = sum(self._rank(combo.itemData(i)) < self._rank(outcome.method) for i in range(combo.count()))
+        combo.insertItem(at, outcome.name, outcome.method)
+        # The first result is shown; PMGI's takes its place unless the user chose one.
+        if combo.count() == 1 or (outcome.method == PMGI_METHOD and not self._method_picked):
+            combo.setCurrentIndex(at)
+        combo.blockSignals(False)
         self._fill_reference_combo()
         r = outcome.result
         self.metrics_panel.add_result(outcome.method, outcome.name, r.seconds, outcome.metrics)
-        if outcome.metrics_error:
-            self.log(f"metrics of {outcome.name} failed: {outcome.metrics_error}", "warning")
         ckpt = f" with {r.checkpoint}" if r.checkpoint else ""
         self.log(f"{outcome.name}{ckpt}: {r.seconds:.3f} s on {r.device}")
         self._refresh_fused_view()
         self._update_enabled()
+
+    @Slot(object)
+    def _on_metrics_ready(self, outcome: MethodOutcome) -> None:
+        if outcome.method not in self.results:
+            return
+        self.results[outcome.method] = outcome
+        self.metrics_panel.add_result(outcome.method, outcome.name, outcome.result.seconds,
+                                      outcome.metrics)
+        if outcome.metrics_error:
+            self.log(f"metrics of {outcome.name} failed: {outcome.metrics_error}", "warning")
 
     def _job_ended(self) -> None:
         # The thread may take a moment more to end; the job itself is over.
@@ -1209,16 +1340,22 @@ class MainWindow(QMainWindow):
         return [csv_path, json_path, targets[2]]
 
     def grab_report_picture(self):
-        """The views and the metrics panel side by side, as one QPixmap (GUI thread)."""
+        """The views and the metrics panel as one QPixmap (GUI thread): the panel below
+        the views, or beside them, as the window has it."""
         from PySide6.QtGui import QPainter, QPixmap
 
         views = self.centralWidget().grab()
         panel = self.metrics_panel.grab()
-        out = QPixmap(views.width() + panel.width(), max(views.height(), panel.height()))
+        below = self.dockWidgetArea(self.metrics_dock) in (Qt.DockWidgetArea.TopDockWidgetArea,
+                                                           Qt.DockWidgetArea.BottomDockWidgetArea)
+        if below:
+            out = QPixmap(max(views.width(), panel.width()), views.height() + panel.height())
+        else:
+            out = QPixmap(views.width() + panel.width(), max(views.height(), panel.height()))
         out.fill(Qt.GlobalColor.white)
         painter = QPainter(out)
         painter.drawPixmap(0, 0, views)
-        painter.drawPixmap(views.width(), 0, panel)
+        painter.drawPixmap(0 if below else views.width(), views.height() if below else 0, panel)
         painter.end()
         return out
 
@@ -1236,7 +1373,8 @@ class MainWindow(QMainWindow):
 
     def save_settings(self) -> None:
         self.settings.task = self.task
-        self.settings.device = self.device_combo.currentData() or "auto"
+        if self._devices_found:  # else the combo may not offer the device chosen last time
+            self.settings.device = self.device_combo.currentData() or "auto"
         self.settings.save()
         store = geometry_store()
         store.setValue("geometry", self.saveGeometry())
@@ -1250,6 +1388,9 @@ class MainWindow(QMainWindow):
         self.runner.stop()
         if self.fine_tune_dialog is not None:
             self.fine_tune_dialog.stop()
+        if self._device_thread is not None:  # an import cannot be interrupted: wait for it
+            self._device_thread.quit()
+            self._device_thread.wait()
         for box in list(self._open_boxes):
             box.close()
         self._open_boxes.clear()

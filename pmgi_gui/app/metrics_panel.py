@@ -1,5 +1,6 @@
 """The side panel: the task's metrics for PMGI and each baseline as grouped bars,
-and a table of the values and run times, filled as each method finishes.
+and a table of the values and run times, filled as each method finishes (its run
+time first, its metrics when the job has scored it).
 
 Metrics have very different ranges (entropy ~7 bits, SD ~50 grey levels), so each
 bar shows a value relative to the largest magnitude of that metric among the
@@ -60,6 +61,7 @@ class MetricsPanel(QWidget):
         self.specs: list[MetricSpec] = []
         self.rows: dict[str, dict] = {}  # method -> {"name", "seconds", "values"}
         self.hidden: set[str] = set()
+        self.order: list[str] = []  # methods listed in this order, whatever order they come in
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(180)
         self.plot.setMouseEnabled(x=False, y=False)
@@ -76,11 +78,42 @@ class MetricsPanel(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.plot)
         splitter.addWidget(self.table)
+        splitter.setStretchFactor(0, 1)  # a resize goes to the plot; the table keeps its fit
+        splitter.setStretchFactor(1, 0)
+        splitter.splitterMoved.connect(self._on_splitter_moved)
+        self.splitter = splitter
+        self._user_split = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.note)
         layout.addWidget(splitter, 1)
         self.set_metrics([])
+
+    def set_orientation(self, orientation: Qt.Orientation) -> None:
+        """Plot above the table (vertical) or beside it (horizontal)."""
+        self.splitter.setOrientation(orientation)
+        self._fit_table()
+
+    def _on_splitter_moved(self, *_) -> None:
+        self._user_split = True
+
+    def _fit_table(self) -> None:
+        """Side by side, the table gets the width of its columns (up to 70 %), so that
+        every metric shows without scrolling, unless the user has moved the divider."""
+        if self.splitter.orientation() != Qt.Orientation.Horizontal or self._user_split:
+            return
+        total = sum(self.splitter.sizes())
+        if total <= 0:
+            return
+        t = self.table
+        need = (t.horizontalHeader().length() + 2 * t.frameWidth()
+                + t.verticalScrollBar().sizeHint().width())
+        width = min(need, int(total * 0.7))
+        self.splitter.setSizes([total - width, width])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit_table()
 
     # -- state ---------------------------------------------------------------------
 
@@ -120,6 +153,12 @@ class MetricsPanel(QWidget):
         self._fill_table()
         self._redraw()
 
+    def set_order(self, methods) -> None:
+        """List rows (and bars, and colours) in this order of method keys."""
+        self.order = list(methods)
+        self._fill_table()
+        self._redraw()
+
     def set_hidden(self, methods) -> None:
         """Methods (keys) not to show: a baseline the user switched off."""
         self.hidden = set(methods)
@@ -127,7 +166,9 @@ class MetricsPanel(QWidget):
         self._redraw()
 
     def shown_methods(self) -> list[str]:
-        return [m for m in self.rows if m not in self.hidden]
+        rank = {m: i for i, m in enumerate(self.order)}
+        return sorted((m for m in self.rows if m not in self.hidden),
+                      key=lambda m: rank.get(m, len(rank)))
 
     def bar_heights(self, method: str) -> list[float]:
         """Heights of ``method``'s bars as drawn (for tests and reports)."""
@@ -161,6 +202,7 @@ class MetricsPanel(QWidget):
                 if c == 0:  # the table is the plot's legend
                     item.setData(Qt.ItemDataRole.DecorationRole, QColor(*self.colour(method)))
                 self.table.setItem(r, c, item)
+        self._fit_table()
 
     def _redraw(self) -> None:
         for item in self.bars.values():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..core._atomic import atomic_write
 from ..core.colour import PET_COLORMAPS
-from ..core.engine import DEVICES
+from ..core.spec import DEVICES
 from ..core.tasks import TASK_NAMES
 from ..paths import user_config_dir
 

@@ -1,7 +1,9 @@
 """Fusion off the GUI thread.
 
-A :class:`FusionWorker` (QObject) runs one :class:`FusionJob` (PMGI and the chosen
-baselines, then each method's metrics) on a QThread, wired as superqt's
+A :class:`FusionWorker` (QObject) runs one :class:`FusionJob` on a QThread: first it
+fuses with every chosen method, reporting each result as it is done, then it scores
+them (metrics take longer than most fusions: FMI_pixel alone is about 80 s at 16
+megapixels), reporting each method's metrics. It is wired wired as superqt's
 ``new_worker_qthread``: ``thread.started -> worker.run``, ``worker.finished/failed ->
 thread.quit``, ``deleteLater`` on both. The core honours ``cancel`` between tiles
 and between methods, so a job stops within one tile.
@@ -9,6 +11,9 @@ and between methods, so a job stops within one tile.
 :class:`FusionRunner` is what the window owns: one job at a time; a new request
 cancels the running job and starts once its thread has ended; ``stop()`` on close
 cancels, quits and waits. Only numpy arrays and plain dataclasses cross threads.
+
+torch is imported on the worker thread when PMGI first runs, never at start-up: the
+window is shown, and baselines run, without waiting for it.
 """
 
 from __future__ import annotations
@@ -24,13 +29,14 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 
 from ..core.checkpoints import Checkpoint
-from ..core.engine import DEFAULT_TILE
+from ..core.comparison import task_display
 from ..core.errors import Cancelled, PmgiError
 from ..core.fusion import PMGI_METHOD, FusionResult, PmgiFuser, fuse
+from ..core.spec import DEFAULT_TILE
 from ..core.tasks import PipelineOptions
 
 __all__ = ["FusionJob", "MethodOutcome", "JobSummary", "JobFailure", "FusionWorker",
-           "FusionRunner", "metrics_module", "window_metric_keys"]
+           "FusionRunner", "DeviceFinder", "find_devices", "metrics_module", "window_metric_keys"]
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +61,49 @@ def window_metric_keys(task: str) -> tuple[str, ...]:
                  if metrics.METRICS[k].inputs != "reference_fused")
 
 
+def find_devices() -> list[tuple[str, str]]:
+    """(key, label) of each device PMGI can run on here, ``auto`` first. Imports torch
+    (about a second): the window calls it on a :class:`DeviceFinder` thread at start-up."""
+    import torch
+
+    from ..core.engine import choose_device
+
+    devices = [("auto", f"Automatic ({choose_device('auto').type.upper()})"), ("cpu", "CPU")]
+    if torch.cuda.is_available():
+        devices.append(("cuda", f"CUDA ({torch.cuda.get_device_name(0)})"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append(("mps", "Apple MPS"))
+    return devices
+
+
+class DeviceFinder(QObject):
+    """Runs :func:`find_devices` on its own QThread, so the window need not wait for torch."""
+
+    finished = Signal(object)  # list[(key, label)]
+    failed = Signal(object)  # str
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.finished.emit(find_devices())
+        except Exception as exc:  # a broken torch install: the window still opens, on the CPU
+            log.exception("cannot list the devices")
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+
+
 @dataclass(frozen=True)
 class FusionJob:
     task: str
     a: np.ndarray
     b: np.ndarray
-    methods: tuple[tuple[str, str], ...]  # (key, display name), PMGI first when present
+    methods: tuple[tuple[str, str], ...]  # (key, display name), in the order they run
     checkpoint: Checkpoint | None = None
     device: str = "auto"
     options: PipelineOptions = field(default_factory=PipelineOptions)
     tile: int = DEFAULT_TILE
     metric_keys: tuple[str, ...] = ()
+    display_peak: float | None = None  # the pair's white point (pan-sharpening display)
     job_id: int = 0
 
 
@@ -75,8 +113,11 @@ class MethodOutcome:
     method: str
     name: str
     result: FusionResult
-    metrics: dict
+    metrics: dict  # empty until the job has scored this result
     metrics_error: str | None = None
+    # The uint8 picture the views show, made here: for 16 bits or many bands it costs
+    # hundreds of milliseconds at 16 megapixels, too long for the GUI thread.
+    display: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +141,8 @@ class FusionWorker(QObject):
 
     # job id, fraction done 0..1, what is running
     progress = Signal(int, float, str)
-    method_finished = Signal(object)  # MethodOutcome
+    method_finished = Signal(object)  # MethodOutcome, fused, metrics still empty
+    metrics_ready = Signal(object)  # MethodOutcome, the same result with its metrics
     finished = Signal(object)  # JobSummary (also when cancelled)
     failed = Signal(object)  # JobFailure
 
@@ -116,39 +158,48 @@ class FusionWorker(QObject):
     def is_cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("cancelled")
+
     @Slot()
     def run(self) -> None:
-        import torch
-
         job = self.job
         start = time.perf_counter()
         outcomes: list[MethodOutcome] = []
         n = max(len(job.methods), 1)
+        scoring = bool(job.metric_keys) and metrics_module() is not None
+        steps = 2 * n if scoring else n
         method = ""
+
+        def summary(cancelled: bool) -> JobSummary:
+            return JobSummary(job.job_id, cancelled, tuple(outcomes), time.perf_counter() - start)
+
         try:
-            # inference_mode is thread-local: it must be entered on this thread.
-            with torch.inference_mode():
-                for i, (method, name) in enumerate(job.methods):
-                    if self._cancel.is_set():
-                        raise Cancelled("cancelled")
-                    self.progress.emit(job.job_id, i / n, f"{name}...")
+            for i, (method, name) in enumerate(job.methods):
+                self._check_cancel()
+                self.progress.emit(job.job_id, i / steps, f"{name}...")
 
-                    def step(done, total, i=i, name=name):
-                        if total:
-                            self.progress.emit(job.job_id, (i + done / total) / n, f"{name}...")
+                def step(done, total, i=i, name=name):
+                    if total:
+                        self.progress.emit(job.job_id, (i + done / total) / steps, f"{name}...")
 
-                    result = self._fuse(method, step)
-                    outcome = self._measure(method, name, result)
-                    if self._cancel.is_set():
-                        raise Cancelled("cancelled")
-                    outcomes.append(outcome)
-                    self.method_finished.emit(outcome)
+                result = self._fuse(method, step)
+                display = task_display(job.task, result.pixels, job.display_peak)
+                self._check_cancel()
+                outcomes.append(MethodOutcome(job.job_id, method, name, result, {}, display=display))
+                self.method_finished.emit(outcomes[-1])
+            if scoring:
+                for i, outcome in enumerate(outcomes):
+                    method = outcome.method
+                    self._check_cancel()
+                    self.progress.emit(job.job_id, (n + i) / steps, f"Metrics of {outcome.name}...")
+                    outcomes[i] = self._measure(outcome)
+                    self.metrics_ready.emit(outcomes[i])
             self.progress.emit(job.job_id, 1.0, "done")
-            self.finished.emit(JobSummary(job.job_id, False, tuple(outcomes),
-                                          time.perf_counter() - start))
+            self.finished.emit(summary(False))
         except Cancelled:
-            self.finished.emit(JobSummary(job.job_id, True, tuple(outcomes),
-                                          time.perf_counter() - start))
+            self.finished.emit(summary(True))
         except PmgiError as exc:
             log.warning("%s failed: %s", method, exc)
             self.failed.emit(JobFailure(job.job_id, method, str(exc)))
@@ -162,25 +213,28 @@ class FusionWorker(QObject):
         if method == PMGI_METHOD:
             if job.checkpoint is None:
                 raise PmgiError(f"no PMGI checkpoint chosen for {job.task}")
-            fuser = PmgiFuser(job.checkpoint, device=job.device, tile=job.tile)
-            return fuse(job.task, job.a, job.b, method=method, fuser=fuser, options=job.options,
-                        progress=step, cancel=self._cancel.is_set)
+            import torch  # the first PMGI run of a session pays for this import, here
+
+            # inference_mode is thread-local: it must be entered on this thread.
+            with torch.inference_mode():
+                fuser = PmgiFuser(job.checkpoint, device=job.device, tile=job.tile)
+                return fuse(job.task, job.a, job.b, method=method, fuser=fuser,
+                            options=job.options, progress=step, cancel=self._cancel.is_set)
         return fuse(job.task, job.a, job.b, method=method, options=job.options, progress=step,
                     cancel=self._cancel.is_set)
 
-    def _measure(self, method: str, name: str, result: FusionResult) -> MethodOutcome:
+    def _measure(self, outcome: MethodOutcome) -> MethodOutcome:
+        from ..core.evaluation import score
+
         job = self.job
         values, error = {}, None
-        if job.metric_keys and metrics_module() is not None:
-            from ..core.evaluation import score
-
-            try:
-                # The same inputs as the evaluation tool: 8-bit luma, or MS/PAN/fused bands.
-                values = dict(score(job.task, job.a, job.b, result.pixels, job.metric_keys))
-            except Exception as exc:  # metrics are extra: the fused image still counts
-                log.warning("metrics of %s failed: %s", method, exc)
-                error = f"{type(exc).__name__}: {exc}"
-        return MethodOutcome(job.job_id, method, name, result, values, error)
+        try:
+            # The same inputs as the evaluation tool: 8-bit luma, or MS/PAN/fused bands.
+            values = dict(score(job.task, job.a, job.b, outcome.result.pixels, job.metric_keys))
+        except Exception as exc:  # metrics are extra: the fused image still counts
+            log.warning("metrics of %s failed: %s", outcome.method, exc)
+            error = f"{type(exc).__name__}: {exc}"
+        return replace(outcome, metrics=values, metrics_error=error)
 
 
 class FusionRunner(QObject):
@@ -192,6 +246,7 @@ class FusionRunner(QObject):
 
     progress = Signal(int, float, str)
     method_finished = Signal(object)
+    metrics_ready = Signal(object)
     finished = Signal(object)
     failed = Signal(object)
     busy_changed = Signal(bool)
@@ -265,6 +320,7 @@ class FusionRunner(QObject):
         thread.started.connect(worker.run)
         worker.progress.connect(self._on_progress)
         worker.method_finished.connect(self._on_method_finished)
+        worker.metrics_ready.connect(self._on_metrics_ready)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         worker.finished.connect(thread.quit)
@@ -286,6 +342,11 @@ class FusionRunner(QObject):
     def _on_method_finished(self, outcome: MethodOutcome) -> None:
         if outcome.job_id == self._current_id:
             self.method_finished.emit(outcome)
+
+    @Slot(object)
+    def _on_metrics_ready(self, outcome: MethodOutcome) -> None:
+        if outcome.job_id == self._current_id:
+            self.metrics_ready.emit(outcome)
 
     @Slot(object)
     def _on_finished(self, summary: JobSummary) -> None:

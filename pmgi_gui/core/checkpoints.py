@@ -20,15 +20,20 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from .. import paths
 from ._atomic import atomic_write
 from .errors import CheckpointError
-from .network import LEVELS, NORMALISATIONS, PMGI
+from .spec import NORMALISATIONS
 from .tasks import TASKS, Lambdas, get_task
+
+if TYPE_CHECKING:
+    from .network import PMGI
+
+# torch and the network are imported where weights are read or written, not here:
+# listing and validating checkpoints (the window at start-up) needs neither.
 
 __all__ = [
     "Checkpoint",
@@ -123,6 +128,8 @@ class Checkpoint:
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {self.name}: {entry['file']} is not a valid "
                                   f"safetensors file ({exc})") from None
+        from .network import PMGI
+
         model = PMGI(self.normalisation)
         _check_state(model, state, f"checkpoint {self.name}")
         model.load_state_dict(state)
@@ -130,6 +137,8 @@ class Checkpoint:
 
 
 def _check_state(model: PMGI, state: dict, what: str) -> None:
+    import torch
+
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -216,6 +225,7 @@ def save_checkpoint(out_dir: str | os.PathLike, models: dict[str, PMGI], *, task
     With ``merge``, models are added to an existing checkpoint of the same task and
     normalisation (used to gather per-band models into one checkpoint).
     """
+    import torch
     from safetensors.torch import save
 
     out = Path(out_dir)
@@ -331,6 +341,10 @@ def _read_official(prefix: str) -> tuple[PMGI, str]:
         shapes = reader.get_variable_to_shape_map()
     except Exception as exc:  # TF raises its own error types
         raise CheckpointError(f"cannot read TensorFlow checkpoint {prefix}: {exc}") from None
+    import torch
+
+    from .network import LEVELS, PMGI
+
     has_bn = "fusion_model/layer1/BatchNorm/moving_mean" in shapes
     # The released test script normalises with each image's own moments and fresh
     # gamma=1, beta=0; checkpoints without BatchNorm variables are plain conv stacks.

@@ -22,13 +22,12 @@ import torch
 from torch.nn import functional as F
 
 from .errors import Cancelled, PmgiError
+from .spec import DEFAULT_TILE, DEVICES  # re-exported: torch-free home
 from .network import LEVELS, LRELU_SLOPE, PMGI, RECEPTIVE_RADIUS, Moments, from_network, to_network
 
 __all__ = ["DEVICES", "DEFAULT_TILE", "choose_device", "fuse_gray", "to_uint8", "tiles",
            "Progress", "Cancel"]
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DEFAULT_TILE = 512
 REFERENCE_WHOLE_PIXELS = 1 << 20
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]

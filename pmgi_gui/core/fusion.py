@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .checkpoints import Checkpoint, find_checkpoint
-from .engine import DEFAULT_TILE, Cancel, Progress, choose_device, fuse_gray
 from .errors import PmgiError
-from .network import PMGI
+from .spec import DEFAULT_TILE
 from .tasks import GrayFuse, PipelineOptions, fuse_pair, get_task, gray_fusions_needed
+
+# The engine (and torch) are imported when PMGI first runs, not with this module:
+# the baselines and the window's start-up do without them.
+if TYPE_CHECKING:
+    from .engine import Cancel, Progress
+    from .network import PMGI
 
 __all__ = ["PMGI_METHOD", "PmgiFuser", "FusionResult", "fuse", "methods_for"]
 
@@ -25,6 +31,8 @@ class PmgiFuser:
     (gray float32 0..255 in and out, unclipped). Models are loaded once per band."""
 
     def __init__(self, checkpoint: Checkpoint, device: str = "auto", tile: int = DEFAULT_TILE):
+        from .engine import choose_device
+
         self.checkpoint = checkpoint
         self.device = choose_device(device)
         self.tile = tile
@@ -41,6 +49,8 @@ class PmgiFuser:
         return self._models[key]
 
     def __call__(self, a: np.ndarray, b: np.ndarray, band: int | None = None) -> np.ndarray:
+        from .engine import fuse_gray
+
         y = fuse_gray(self.model(band), a, b, device=self.device, tile=self.tile,
                       progress=self.progress, cancel=self.cancel)
         y *= 127.5  # from_network in place: this array can be 64 MB per 16 megapixels

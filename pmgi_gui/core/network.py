@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .spec import NORMALISATIONS  # re-exported: its torch-free home
+
 __all__ = [
     "NORMALISATIONS",
     "LAYERS",
@@ -44,7 +46,6 @@ __all__ = [
     "from_network",
 ]
 
-NORMALISATIONS = ("reference", "batch", "none")
 BN_EPS = 1e-5
 LRELU_SLOPE = 0.2
 # 5x5 + three 3x3 convolutions along the longest path; 1x1 layers add nothing.
