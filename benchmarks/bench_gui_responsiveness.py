@@ -10,7 +10,10 @@ percentile gap between ticks, the number of ticks and the fusion time. Every gap
 the target is listed with what the job was doing then. ``--profile`` adds a cProfile
 of the GUI thread alone (cProfile follows the thread that enables it).
 
-    python benchmarks/bench_gui_responsiveness.py [--size 4096] [--baselines] [--profile]
+    python benchmarks/bench_gui_responsiveness.py [--size 4096] [--colour] [--baselines] [--profile]
+
+``--colour`` makes the visible image RGB, so the result is RGB too (the ir-vis pipeline
+fuses the luma and keeps the visible image's colour).
 
 A benchmark, not a test: its figures depend on the machine and its load.
 """
@@ -28,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_MS = 50.0
 
 
-def synthetic_pair(size: int):
-    """A smooth infrared-like and a textured visible-like uint8 image, size x size."""
+def synthetic_pair(size: int, colour: bool = False):
+    """A smooth infrared-like and a textured visible-like uint8 image, size x size
+    (the visible one RGB if ``colour``)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -39,6 +43,9 @@ def synthetic_pair(size: int):
     hot = 180 * np.exp(-(((x - size * 0.6) ** 2 + (y - size * 0.4) ** 2) / (2 * (size / 10) ** 2)))
     ir = np.clip(0.3 * texture + hot, 0, 255).astype(np.uint8)
     vis = np.clip(texture, 0, 255).astype(np.uint8)
+    if colour:
+        tint = np.array([1.0, 0.85, 0.6], np.float32)
+        vis = np.clip(vis[..., None] * tint + 20 * np.sin(x / 50.0)[..., None], 0, 255).astype(np.uint8)
     return ir, vis
 
 
@@ -48,6 +55,7 @@ def main() -> int:
     parser.add_argument("--tick-ms", type=int, default=10)
     parser.add_argument("--after-ms", type=int, default=1000,
                         help="keep ticking this long after the job finished (the result's repaint)")
+    parser.add_argument("--colour", action="store_true", help="an RGB visible image")
     parser.add_argument("--baselines", action="store_true", help="run the ir-vis baselines too")
     parser.add_argument("--profile", action="store_true", help="cProfile the GUI thread")
     args = parser.parse_args()
@@ -77,7 +85,7 @@ def main() -> int:
         checkpoint = "random"
         random_checkpoint(user_checkpoints_dir() / "ir-vis" / checkpoint, "ir-vis")
 
-    ir, vis = synthetic_pair(args.size)
+    ir, vis = synthetic_pair(args.size, args.colour)
     folder = tmp_path / "pair"
     folder.mkdir()
     write_image(folder / "ir.png", ir)
@@ -143,8 +151,8 @@ def main() -> int:
     worst = int(np.argmax(gaps))
     h = w = args.size
     methods = ", ".join(o.name for o in result.outcomes)
-    print(f"{w}x{h} ir-vis, {methods} ({checkpoint} checkpoint), CPU, "
-          f"timer every {args.tick_ms} ms on the GUI thread")
+    print(f"{w}x{h} ir-vis{' (RGB visible)' if args.colour else ''}, {methods} ({checkpoint} "
+          f"checkpoint), CPU, timer every {args.tick_ms} ms on the GUI thread")
     print(f"fusion job (fusion + metrics): {result.seconds:.1f} s; "
           f"press -> finished signal {finished_at - start:.1f} s")
     for o in result.outcomes:

@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get(STARTUP_PROBE_ENV):
         _probe_startup(app, window, began)
     window.show()
+    from .worker import freeze_long_lived_objects
+
+    freeze_long_lived_objects()  # Qt, pyqtgraph, the window: kept out of full GC passes
     # Once the event loop has painted the window; the window as context cancels it with it.
     QTimer.singleShot(0, window, window.start_up)
     if quit_after is not None:
