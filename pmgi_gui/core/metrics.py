@@ -86,14 +86,7 @@ def _image(x, name: str = "f") -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D gray image, got an array of shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name}: the image is empty")
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise ValueError(f"{name}: expected a real numeric image, got dtype {arr.dtype}")
-    out = arr.astype(np.float64)
-    if not np.all(np.isfinite(out)):
-        raise ValueError(f"{name}: the image contains NaN or infinite values")
-    return out
+    return _pan.real_float64(arr, name)
 
 
 def _triple(a, b, f) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -49,6 +49,11 @@ def _cube(x, name: str) -> np.ndarray:
         arr = arr[:, :, None]
     if arr.ndim != 3:
         raise ValueError(f"{name}: expected an H x W x bands array, got shape {arr.shape}")
+    return real_float64(arr, name)
+
+
+def real_float64(arr: np.ndarray, name: str) -> np.ndarray:
+    """A non-empty, real, finite image as float64, or ValueError (shared with metrics)."""
     if arr.size == 0:
         raise ValueError(f"{name}: the image is empty")
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
