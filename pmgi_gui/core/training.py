@@ -494,8 +494,15 @@ def _training_context(threads: int | None, device: torch.device):
         torch.set_num_threads(prev_threads)
 
 
+# channels_last: oneDNN's convolutions run forward and backward about 1.7x faster on
+# the 2-core CPU in that layout (batch 32, 120x120 patches: 1.2 s a step against 2.0 s).
+TRAIN_LAYOUT = torch.channels_last
+
+
 def _step(model: PMGI, optimiser: torch.optim.Optimizer, a: torch.Tensor, b: torch.Tensor,
           lambdas: Lambdas) -> tuple[float, dict[str, float]]:
+    a = a.contiguous(memory_format=TRAIN_LAYOUT)
+    b = b.contiguous(memory_format=TRAIN_LAYOUT)
     f = model(a, b)
     terms = loss_terms(f, a, b)
     loss = weighted_loss(terms, lambdas)
@@ -609,7 +616,7 @@ class Trainer:
             else:
                 model, init_info = _initial_model(self.init, cfg.task, cfg.seed)
                 step, seconds_before = 0, 0.0
-            model.to(self.device).train()
+            model.to(self.device, memory_format=TRAIN_LAYOUT).train()
             optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
             if resume:
                 optimiser.load_state_dict(state["optimizer"])
@@ -651,7 +658,7 @@ class Trainer:
             finally:
                 csv_file.close()
             total_seconds = seconds()
-            model.eval()
+            model.to(memory_format=torch.contiguous_format).eval()
             final = self._final_loss(losses)
             metrics = None
             if self.eval_data:
@@ -783,7 +790,7 @@ def fine_tune(checkpoint: Checkpoint | str | os.PathLike, a: np.ndarray, b: np.n
         # Batch norm stays in eval mode: its running statistics are frozen, so the
         # function being tuned is the one inference runs (batch statistics of a few
         # patches of one image would pull the running averages off).
-        model = ckpt.load_model().to(dev).eval()
+        model = ckpt.load_model().to(dev, memory_format=TRAIN_LAYOUT).eval()
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)
         started = time.perf_counter()
         for step in range(steps):
@@ -800,7 +807,7 @@ def fine_tune(checkpoint: Checkpoint | str | os.PathLike, a: np.ndarray, b: np.n
                 progress(step + 1, steps, loss, batch / (time.perf_counter() - tic))
         seconds = time.perf_counter() - started
         device_text = _describe_device(dev)
-    model = model.cpu().eval()
+    model = model.cpu().to(memory_format=torch.contiguous_format).eval()
     info = {
         "task": t.name,
         "base": {"checkpoint": ckpt.name, "label": ckpt.label, "sha256": ckpt.sha256(),
