@@ -320,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="fuse the built-in demo pair of every task into the folder -o")
     p.add_argument("--checkpoint", help="checkpoint folder or the name of an installed one "
-                                        "(default: the task's default)")
+                                        "(default: the task's default); NAME@gG blends NAME's "
+                                        "family at gradient scale G, e.g. paper@g1.5")
     p.add_argument("--band", type=int, help="band model to use from a per-band checkpoint")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--stretch", action="store_true",
@@ -358,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="folder of pairs (sub-folders holding the task's two role files)")
     p.add_argument("--methods", help="comma-separated method keys (default: PMGI and every baseline)")
     p.add_argument("--checkpoint", action="append",
-                   help="PMGI checkpoint (folder or name); repeat to compare several")
+                   help="PMGI checkpoint (folder, name, or NAME@gG: NAME's family at "
+                        "gradient scale G); repeat to compare several")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("-o", "--output", required=True, help="report path; writes REPORT.csv and REPORT.json")
     p.add_argument("--overwrite", action="store_true")

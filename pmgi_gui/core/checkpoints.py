@@ -291,7 +291,8 @@ def list_checkpoints(task: str | None = None) -> list[Checkpoint]:
 
 
 def find_checkpoint(spec: str | os.PathLike | None, task: str) -> Checkpoint:
-    """A checkpoint by folder path, or by name in the registry for ``task``.
+    """A checkpoint by folder path, or by name in the registry for ``task``, or
+    ``NAME@gG``: NAME's family blended at gradient scale G (``paper@g1.5``).
 
     Refuses a checkpoint made for another task.
     """
@@ -299,6 +300,17 @@ def find_checkpoint(spec: str | os.PathLike | None, task: str) -> Checkpoint:
     if spec is None:
         spec = get_task(task).default_checkpoint
     path = Path(spec)
+    blend = re.fullmatch(r"(.+)@g([0-9]*\.?[0-9]+)", str(spec))
+    if blend and not path.exists():
+        # NAME@gG: the family of NAME at gradient scale G (see core/family.py).
+        from .family import family_for
+
+        member = find_checkpoint(blend.group(1), task)
+        family = family_for(member)
+        if family is None:
+            raise CheckpointError(f"checkpoint {member.name} has no gradient-scaled variants "
+                                  f"installed, so {spec!r} cannot be blended")
+        return family.at(float(blend.group(2)))
     if path.exists() or os.sep in str(spec) or (os.altsep and os.altsep in str(spec)):
         ckpt = load_checkpoint(path)
     else:

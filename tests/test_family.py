@@ -1,0 +1,117 @@
+"""Checkpoint families: variants recognised from their manifests, weights blended on a
+log scale of the gradient weights."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pmgi_gui.core.checkpoints import save_checkpoint
+from pmgi_gui.core.errors import CheckpointError
+from pmgi_gui.core.family import (BlendedCheckpoint, blend_models, family_for, gradient_scale,
+                                  scaled_lambdas)
+from pmgi_gui.core.fusion import fuse
+from pmgi_gui.core.tasks import Lambdas, get_task
+
+from .helpers import random_checkpoint, random_model, scene
+
+
+def _variant(path, base, g, seed, lambdas=None, task="ir-vis"):
+    return save_checkpoint(
+        path, {"default": random_model("batch", seed)}, task=task,
+        lambdas=lambdas or scaled_lambdas(base.lambdas, g), label=f"gradient x{g}",
+        extra={"training": {"init": {"kind": "checkpoint", "checkpoint": base.name,
+                                     "sha256": base.sha256()}}})
+
+
+@pytest.fixture
+def fam(tmp_path):
+    base = random_checkpoint(tmp_path / "paper", seed=1)
+    lo = _variant(tmp_path / "grad-x0.5", base, 0.5, 2)
+    hi = _variant(tmp_path / "grad-x2", base, 2.0, 3)
+    other = random_checkpoint(tmp_path / "unrelated", seed=4)
+    odd = _variant(tmp_path / "odd", base, 1, 5, lambdas=Lambdas(3, 4, 0.3, 5))
+    return base, lo, hi, [base, lo, hi, other, odd]
+
+
+def test_gradient_scale():
+    base = get_task("ir-vis").lambdas  # 1, 4, 0.3, 5
+    assert gradient_scale(base, Lambdas(1, 8, 0.3, 10)) == pytest.approx(2)
+    assert gradient_scale(base, Lambdas(1, 8, 0.3, 5)) is None      # not one factor
+    assert gradient_scale(base, Lambdas(2, 8, 0.3, 10)) is None     # intensity changed
+    med = get_task("medical").lambdas  # 1, 0, 1, 300
+    assert gradient_scale(med, Lambdas(1, 0, 1, 150)) == pytest.approx(0.5)
+    assert gradient_scale(med, Lambdas(1, 1, 1, 150)) is None       # a zero weight became non-zero
+
+
+def test_family_found_from_base_and_from_variant(fam):
+    base, lo, hi, pool = fam
+    for start in (base, lo, hi):
+        family = family_for(start, pool)
+        assert family is not None and family.base.name == "paper"
+        assert [c.name for _, c in family.members] == ["grad-x0.5", "paper", "grad-x2"]
+        assert family.range == (0.5, 2.0)
+    assert family_for(pool[3], pool) is None  # no variants
+    assert family_for(pool[4], pool) is None  # trained from paper but not a gradient rescaling
+
+
+def test_members_are_returned_exactly_and_midpoints_blend(fam):
+    base, lo, hi, pool = fam
+    family = family_for(base, pool)
+    assert family.at(1.0) is base and family.at(2.0) is hi and family.at(0.5) is lo
+    mid = family.at(math.sqrt(2))
+    assert isinstance(mid, BlendedCheckpoint) and mid.t == pytest.approx(0.5)
+    assert mid.lambdas.a_grad == pytest.approx(4 * math.sqrt(2))
+    m = mid.load_model()
+    s0, s1 = base.load_model().state_dict(), hi.load_model().state_dict()
+    for k, v in m.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            torch.testing.assert_close(v, 0.5 * s0[k] + 0.5 * s1[k])
+    assert mid.sha256() != base.sha256() and mid.sha256() == family.at(math.sqrt(2)).sha256()
+    below = family.at(0.5 ** 0.25)
+    assert below.base is lo and below.other is base and below.t == pytest.approx(0.75)  # log2(0.84/0.5)
+    with pytest.raises(CheckpointError, match="outside"):
+        family.at(3.0)
+
+
+def test_blend_end_points_equal_the_members(fam):
+    base, _, hi, _ = fam
+    m0, m1 = base.load_model(), hi.load_model()
+    x = torch.randn(1, 1, 24, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(blend_models(m0, m1, 0.0)(x, x), m0(x, x))
+        torch.testing.assert_close(blend_models(m0, m1, 1.0)(x, x), m1(x, x))
+
+
+def test_a_blend_fuses_like_a_checkpoint(fam):
+    base, _, hi, pool = fam
+    a, b = scene(40, 48, 1), scene(40, 48, 2)
+    mid = family_for(base, pool).at(1.5)
+    r = fuse("ir-vis", a, b, checkpoint=mid, device="cpu")
+    r0 = fuse("ir-vis", a, b, checkpoint=base, device="cpu")
+    r1 = fuse("ir-vis", a, b, checkpoint=hi, device="cpu")
+    assert r.pixels.shape == a.shape and r.checkpoint_sha256 == mid.sha256()
+    assert not np.array_equal(r.pixels, r0.pixels) and not np.array_equal(r.pixels, r1.pixels)
+
+
+def test_name_at_gradient_scale_resolves_through_the_registry(fam, tmp_path, monkeypatch):
+    import shutil
+
+    from pmgi_gui import paths
+    from pmgi_gui.core.checkpoints import find_checkpoint
+
+    weights = tmp_path / "weights"
+    for name in ("paper", "grad-x0.5", "grad-x2"):
+        shutil.copytree(tmp_path / name, weights / "ir-vis" / name)
+    monkeypatch.setattr(paths, "weights_dir", lambda: weights)
+    monkeypatch.setattr(paths, "user_checkpoints_dir", lambda: tmp_path / "user")
+    mid = find_checkpoint("paper@g1.5", "ir-vis")
+    assert isinstance(mid, BlendedCheckpoint) and mid.scale == pytest.approx(1.5)
+    assert find_checkpoint("paper@g2", "ir-vis").name == "grad-x2"
+    with pytest.raises(CheckpointError, match="outside"):
+        find_checkpoint("paper@g4", "ir-vis")
+    shutil.rmtree(weights / "ir-vis" / "grad-x2")
+    shutil.rmtree(weights / "ir-vis" / "grad-x0.5")
+    with pytest.raises(CheckpointError, match="no gradient-scaled variants"):
+        find_checkpoint("paper@g1.5", "ir-vis")
