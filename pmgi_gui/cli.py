@@ -254,14 +254,15 @@ def _train(args: argparse.Namespace) -> int:
                            init=args.init, resume=args.resume, overwrite=args.overwrite,
                            label=args.label, device=args.device, threads=args.threads,
                            save_every=args.save_every, eval_data=args.eval_data,
-                           exclude=args.exclude, progress=progress, cancel=interrupt)
+                           exclude=args.exclude, band=args.band, progress=progress,
+                           cancel=interrupt)
     except Cancelled as exc:
         close_bar()
         print(f"pmgi: {exc}", file=sys.stderr)
         return 130
     finally:
         close_bar()
-    info = result.checkpoint.extra["training"]
+    info = result.checkpoint.extra["training" if args.band is None else f"training_band{args.band}"]
     print(f"trained {task.name} checkpoint -> {result.checkpoint.path} ({result.steps} steps on "
           f"{info['data']['pair_count']} pairs, {result.seconds:.0f} s on {info['device']}, "
           f"final loss {result.final_loss:.4g}; loss curve {result.loss_csv})")
@@ -404,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", metavar="DIR",
                    help="leave out training pairs whose images (by pixel content) are among the "
                         "pairs of DIR, e.g. the evaluation pairs")
+    p.add_argument("--band", type=int, metavar="K",
+                   help="pan-sharpening: train the model of MS band K only and add it to -o as "
+                        "bandK (one network per band, as the authors did)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing checkpoint or start over an interrupted run")
     p.add_argument("-o", "--output", required=True, help="checkpoint folder to write")

@@ -245,3 +245,40 @@ def test_evaluation_pairs_are_held_out_of_training_by_pixel_content(tmp_path):
                               exclude=held_out_digests("ir-vis", tmp_path / "eval"))
     assert data.pairs == ["p0", "p2"]
     assert data.skipped == ["p1: held out for evaluation"]
+
+
+def _pan_pairs(root, n=2, bands=3):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        d = root / f"p{i}"
+        d.mkdir(parents=True)
+        pan = scene(64, 64, i)
+        ms = np.stack([scene(16, 16, i + 10 * k) for k in range(bands)], -1)
+        ms = np.clip(ms.astype(int) + rng.integers(-3, 4, ms.shape), 0, 255).astype(np.uint8)
+        imageio.write_image(d / "pan.tif", pan)
+        imageio.write_image(d / "ms.tif", ms)
+    return root
+
+
+def test_per_band_pan_models_gather_into_one_checkpoint(tmp_path):
+    data = _pan_pairs(tmp_path / "pan")
+    out = tmp_path / "perband"
+    for band in (1, 2, 3):
+        r = train("pan-sharpening", data, out, band=band, **FAST)
+        assert r.checkpoint.bands == list(range(1, band + 1))
+        assert (out / f"loss-band{band}.csv").is_file()
+        assert not state_path_for(out, band).exists()
+    ckpt = load_checkpoint(out)
+    # Each band's run is described, and each model saw only its band.
+    assert {f"training_band{k}" for k in (1, 2, 3)} <= set(ckpt.extra)
+    w1 = ckpt.load_model(1).state_dict()["fuse.weight"]
+    assert not torch.equal(w1, ckpt.load_model(2).state_dict()["fuse.weight"])
+    with pytest.raises(PmgiError, match="already holds"):
+        train("pan-sharpening", data, out, band=2, **FAST)
+    ms = np.stack([scene(16, 16, k) for k in range(3)], -1)
+    r = fuse("pan-sharpening", ms, scene(64, 64, 5), checkpoint=ckpt, device="cpu")
+    assert r.pixels.shape == (64, 64, 3)
+    with pytest.raises(PmgiError, match="band"):
+        train("pan-sharpening", data, tmp_path / "x", band=4, **FAST)
+    with pytest.raises(PmgiError, match="pan-sharpening"):
+        train("ir-vis", data, tmp_path / "y", band=1, **FAST)

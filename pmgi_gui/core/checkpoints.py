@@ -241,6 +241,7 @@ def save_checkpoint(out_dir: str | os.PathLike, models: dict[str, PMGI], *, task
                                   f"cannot add a {normalisation} model for {task}")
         entries = old.models
         provenance = {**old.provenance, **(provenance or {})}
+        extra = {**old.extra, **(extra or {})}
     out.mkdir(parents=True, exist_ok=True)
     for key, model in models.items():
         if not _MODEL_KEY.match(key):

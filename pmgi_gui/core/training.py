@@ -36,7 +36,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._atomic import atomic_write
-from .checkpoints import DEFAULT_MODEL, Checkpoint, find_checkpoint, save_checkpoint
+from .checkpoints import (DEFAULT_MODEL, Checkpoint, find_checkpoint, load_checkpoint,
+                          save_checkpoint)
 from .errors import Cancelled, CheckpointError, PmgiError
 from .network import PMGI, to_network
 from .tasks import Lambdas, PipelineOptions, get_task, network_inputs
@@ -265,6 +266,14 @@ class TrainingData:
                     float(w) / len(inputs)))
         return cls(task, items, sorted({it.name for it in items}), sha256, rule, root, skipped)
 
+    def only_band(self, band: int) -> "TrainingData":
+        """The same data restricted to MS band ``band`` (a per-band network's data)."""
+        items = [it for it in self.items if it.band == band]
+        if not items:
+            raise PmgiError(f"no training pair has a band {band}")
+        return TrainingData(self.task, items, sorted({it.name for it in items}), self.sha256,
+                            self.weighting, self.root, list(self.skipped))
+
     @property
     def probabilities(self) -> np.ndarray:
         return self._p
@@ -399,9 +408,12 @@ class TrainConfig:
     lr_min: float = 1e-5
     seed: int = 0
     flips: bool = True
+    band: int | None = None  # pan-sharpening: train the model of this MS band only
 
     def validate(self) -> "TrainConfig":
         get_task(self.task)
+        if self.band is not None and (self.task != "pan-sharpening" or not 1 <= self.band <= 99):
+            raise PmgiError("a per-band model is a pan-sharpening model of band 1..99")
         check_lambdas(self.lambdas)
         for name, low in (("steps", 1), ("batch", 1), ("patch", 3)):
             value = getattr(self, name)
@@ -451,10 +463,10 @@ class TrainResult:
     metrics: dict | None = None
 
 
-def state_path_for(output: str | os.PathLike) -> Path:
+def state_path_for(output: str | os.PathLike, band: int | None = None) -> Path:
     """The resumable state of a training run, beside its output folder."""
     out = Path(output)
-    return out.with_name(out.name + ".train-state.pt")
+    return out.with_name(out.name + (f".band{band}" if band else "") + ".train-state.pt")
 
 
 def available_cores() -> int:
@@ -534,10 +546,12 @@ class Trainer:
         self.config = config.validate()
         if data.task != config.task:
             raise PmgiError(f"the training data is for {data.task}, not {config.task}")
-        self.data = data
+        band = config.band
+        self.data = data.only_band(band) if band else data
+        self.model_key = f"band{band}" if band else DEFAULT_MODEL
         self.output = Path(output)
-        self.state_path = state_path_for(self.output)
-        self.csv_path = self.output / LOSS_CSV
+        self.state_path = state_path_for(self.output, band)
+        self.csv_path = self.output / (f"loss-band{band}.csv" if band else LOSS_CSV)
         self.init = init
         self.label = label
         self.device = training_device(device)
@@ -597,7 +611,7 @@ class Trainer:
             progress: TrainProgress | None = None, cancel: Cancel | None = None) -> TrainResult:
         cfg = self.config
         if not resume:
-            if (self.output / "manifest.json").exists() and not overwrite:
+            if self._output_holds_model() and not overwrite:
                 raise PmgiError(f"{self.output} already holds a checkpoint; pass --overwrite to replace it")
             if self.state_path.exists() and not overwrite:
                 raise PmgiError(f"an interrupted training run is saved in {self.state_path}: pass "
@@ -667,11 +681,12 @@ class Trainer:
                 except Exception as exc:  # a scoring failure must not lose the trained model
                     metrics = {"error": f"{type(exc).__name__}: {exc}"}
             ckpt = save_checkpoint(
-                self.output, {DEFAULT_MODEL: model.cpu()}, task=cfg.task, lambdas=cfg.lambdas,
+                self.output, {self.model_key: model.cpu()}, task=cfg.task, lambdas=cfg.lambdas,
+                merge=cfg.band is not None,
                 label=self.label or f"trained, {cfg.steps} steps",
                 provenance={"source": "trained with pmgi train",
                             "trained": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-                extra={"training": {
+                extra={self.training_key: {
                     "data": self.data.describe(),
                     "steps": cfg.steps,
                     "batch": cfg.batch,
@@ -684,7 +699,7 @@ class Trainer:
                     "device": _describe_device(self.device),
                     "resumed_at": resumed_at,
                     "loss": final,
-                    "loss_csv": LOSS_CSV,
+                    "loss_csv": self.csv_path.name,
                     "inference": "batch norm's running statistics (folded into the convolutions)",
                     "torch": torch.__version__,
                 }, **({"metrics": metrics} if metrics else {})})
@@ -692,6 +707,21 @@ class Trainer:
         self.state_path.unlink(missing_ok=True)
         return TrainResult(ckpt, cfg.steps, total_seconds, final.get("final", float("nan")),
                            self.csv_path, self.state_path, metrics)
+
+    @property
+    def training_key(self) -> str:
+        """The manifest entry describing this run (one per band for per-band models)."""
+        return "training" if self.config.band is None else f"training_band{self.config.band}"
+
+    def _output_holds_model(self) -> bool:
+        if not (self.output / "manifest.json").exists():
+            return False
+        if self.config.band is None:
+            return True
+        try:  # per-band runs gather into one folder: only this band's model counts
+            return self.model_key in load_checkpoint(self.output).models
+        except CheckpointError:
+            return True
 
     def _final_loss(self, losses: list[float]) -> dict:
         """The last loss and the mean of the last ten, from the CSV (which spans a resume)."""
@@ -730,18 +760,23 @@ def train(task: str, data: str | os.PathLike | TrainingData, output: str | os.Pa
           threads: int | None = None, save_every: int = 25,
           eval_data: str | os.PathLike | None = None, options: PipelineOptions | None = None,
           progress: TrainProgress | None = None, cancel: Cancel | None = None,
-          exclude: str | os.PathLike | None = None) -> TrainResult:
+          exclude: str | os.PathLike | None = None, band: int | None = None) -> TrainResult:
     """Train a batch-normalised PMGI checkpoint for ``task`` on a folder of pairs.
 
     ``lambdas`` default to the paper's for the task. ``progress(step, total, loss,
     patches_per_second)`` is called after each step; ``cancel()`` is checked before
     each, and a cancelled run saves its state and raises :class:`Cancelled`; call
-    again with ``resume=True`` to continue it.
+    again with ``resume=True`` to continue it. ``band`` (pan-sharpening) trains the
+    model of that MS band only and adds it to ``output`` as ``bandK`` (the authors'
+    one-network-per-band layout).
     """
     t = get_task(task)
     patch = patch or default_patch(t.name)
     config = TrainConfig(t.name, lambdas or t.lambdas, steps, batch, patch, lr, schedule, lr_min,
-                         seed, flips).validate()
+                         seed, flips, band).validate()
+    if band is not None and eval_data:
+        raise PmgiError("a per-band run trains one band's model: evaluate the gathered checkpoint "
+                        "with pmgi evaluate once every band is trained")
     if not isinstance(data, TrainingData):
         held_out = held_out_digests(t.name, exclude) if exclude else None
         data = load_training_data(t.name, data, patch=patch, options=options, exclude=held_out)
