@@ -115,3 +115,46 @@ def test_name_at_gradient_scale_resolves_through_the_registry(fam, tmp_path, mon
     shutil.rmtree(weights / "ir-vis" / "grad-x0.5")
     with pytest.raises(CheckpointError, match="no gradient-scaled variants"):
         find_checkpoint("paper@g1.5", "ir-vis")
+
+
+def test_family_study_tool_measures_the_path(fam, tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from pmgi_gui.core import imageio
+
+    spec = importlib.util.spec_from_file_location(
+        "family_study", Path(__file__).resolve().parents[1] / "tools" / "family_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    for i in range(2):
+        d = tmp_path / "data" / f"p{i}"
+        d.mkdir(parents=True)
+        imageio.write_image(d / "ir.png", scene(32, 40, i))
+        imageio.write_image(d / "vis.png", scene(32, 40, 10 + i))
+    out = tmp_path / "study.json"
+    rc = study.main(["--task", "ir-vis", "--data", str(tmp_path / "data"), "--base",
+                     str(tmp_path / "paper"), "--member", str(tmp_path / "grad-x0.5"),
+                     "--member", str(tmp_path / "grad-x2"), "--points", "5", "-o", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert [r["g"] for r in result["rows"]] == pytest.approx([0.5, 2 ** -0.5, 1, 2 ** 0.5, 2])
+    assert [r["checkpoint"] for r in result["rows"]][::2] == ["grad-x0.5", "paper", "grad-x2"]
+    assert {"EN", "MI", "AG", "MSE_A", "MSE_B"} <= set(result["monotone"])
+    # The rows differ along the path (random members: different functions).
+    assert len({round(r["AG"], 6) for r in result["rows"]}) == 5
+    assert "monotone" in capsys.readouterr().out
+
+
+def test_monotone_rule():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "family_study", Path(__file__).resolve().parents[1] / "tools" / "family_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    assert study.monotone([1, 2, 3, 4])[0] and study.monotone([4, 3, 3, 1])[0]
+    assert not study.monotone([1, 3, 2, 4])[0]          # a step back of 25 % of the range
+    assert study.monotone([1, 2, 1.95, 4])[0]           # 1.7 %: within the tolerance

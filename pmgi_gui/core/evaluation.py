@@ -98,6 +98,35 @@ def score(task: str, a: np.ndarray, b: np.ndarray, fused: np.ndarray, keys=None,
     return metrics.compute(keys, gray_for_metrics(a), gray_for_metrics(b), gray_for_metrics(fused))
 
 
+def wald_pair(task: str, a: np.ndarray, b: np.ndarray):
+    """Pan-sharpening's Wald protocol: (reference MS, (degraded MS, degraded PAN)), the
+    MS cropped to whole degraded pixels; None for the other tasks."""
+    if task != "pan-sharpening":
+        return None
+    from .pansharpening_metrics import degrade
+
+    # The MS must be a whole number of degraded pixels, so an MS whose sides are not
+    # multiples of 4 is cropped (its PAN with it).
+    h, w = (a.shape[0] // 4) * 4, (a.shape[1] // 4) * 4
+    reference = a[:h, :w]
+    ms_lr, pan_lr = (np.asarray(x).astype(a.dtype) if np.issubdtype(a.dtype, np.integer)
+                     else np.asarray(x) for x in degrade(reference, b[:4 * h, :4 * w]))
+    return reference, (ms_lr, pan_lr)
+
+
+def score_run(task: str, a: np.ndarray, b: np.ndarray, run, keys=None, wald=None):
+    """Run one method ``run(a, b) -> FusionResult`` on a pair and score it (for
+    pan-sharpening also on the Wald pair ``wald`` from :func:`wald_pair`).
+    Returns (metric values, the full-resolution result)."""
+    result = run(a, b)
+    fused_lr = reference = None
+    if wald is not None:
+        reference, (ms_lr, pan_lr) = wald
+        fused_lr = run(ms_lr, pan_lr).pixels
+    return score(task, a, b, result.pixels, keys, reference_fused=fused_lr,
+                 reference=reference), result
+
+
 @dataclass
 class Method:
     """One column of an evaluation: PMGI with a checkpoint, or a baseline."""
@@ -111,7 +140,7 @@ class Method:
 
 def _methods(task: str, methods: list[str] | None, checkpoints: list[str] | None,
              device: str) -> list[Method]:
-    from .checkpoints import find_checkpoint, list_checkpoints
+    from .checkpoints import Checkpoint, find_checkpoint, list_checkpoints
     from .fusion import PMGI_METHOD, PmgiFuser, fuse, methods_for
 
     available = [k for k, _ in methods_for(task)]
@@ -125,7 +154,7 @@ def _methods(task: str, methods: list[str] | None, checkpoints: list[str] | None
             if not specs and methods:
                 raise PmgiError(f"no PMGI checkpoint is installed for {task}: pass --checkpoint")
             for spec in specs:
-                ckpt = find_checkpoint(spec, task)
+                ckpt = spec if isinstance(spec, Checkpoint) else find_checkpoint(spec, task)
                 fuser = PmgiFuser(ckpt, device=device)
                 label = f"PMGI[{ckpt.name}]" if (checkpoints and len(checkpoints) > 1) else "PMGI"
                 out.append(Method(f"pmgi:{ckpt.name}", label,
@@ -172,26 +201,10 @@ def evaluate(task: str, folder: str | Path, *, methods: list[str] | None = None,
     total, done = len(pairs) * len(cols), 0
     for pair in pairs:
         a, b = imageio.read_image(pair.a), imageio.read_image(pair.b)
-        degraded = reference = None
-        if task == "pan-sharpening":
-            from .pansharpening_metrics import degrade
-
-            # Wald protocol: the MS must be a whole number of degraded pixels, so an
-            # MS whose sides are not multiples of 4 is cropped (its PAN with it).
-            h, w = (a.shape[0] // 4) * 4, (a.shape[1] // 4) * 4
-            reference = a[:h, :w]
-            degraded = degrade(reference, b[:4 * h, :4 * w])
+        wald = wald_pair(task, a, b)
         for m in cols:
-            result = m.run(a, b)
-            row = {"pair": pair.name, "method": m.label, "seconds": result.seconds}
-            fused_lr = None
-            if degraded is not None:
-                ms_lr, pan_lr = (np.asarray(x).astype(a.dtype) if np.issubdtype(a.dtype, np.integer)
-                                 else np.asarray(x) for x in degraded)
-                fused_lr = m.run(ms_lr, pan_lr).pixels
-            row.update(score(task, a, b, result.pixels, keys, reference_fused=fused_lr,
-                             reference=reference))
-            rows.append(row)
+            values, result = score_run(task, a, b, m.run, keys, wald)
+            rows.append({"pair": pair.name, "method": m.label, "seconds": result.seconds, **values})
             done += 1
             if progress is not None:
                 progress(done, total, f"{pair.name} {m.label}")
