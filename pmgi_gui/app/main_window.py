@@ -22,8 +22,7 @@ import numpy as np
 from PySide6.QtCore import QByteArray, Qt, QThread, QTimer, Slot
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSlider,
+                               QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
 from ..core import comparison
@@ -36,6 +35,8 @@ from ..core.imageio import read_image, write_image
 from ..core.spec import DEFAULT_TILE
 from ..core.tasks import PAN_RATIO, TASKS, PipelineOptions, check_pair, get_task
 from ..paths import resources_dir, user_checkpoints_dir
+from .background import start_worker
+from .messages import MessageBoxes, ask_yes_no
 from .metrics_panel import MetricsPanel, metric_specs
 from .report import write_metrics_report
 from .settings import Settings, geometry_store
@@ -82,7 +83,7 @@ class MainWindow(QMainWindow):
         self.tile = DEFAULT_TILE
         self._peak: float | None = None
         self._display_cache: dict[tuple, np.ndarray] = {}  # source pictures; cleared with them
-        self._open_boxes: list[QMessageBox] = []
+        self._boxes = MessageBoxes(self)
         self._flicker_on_ref = False
         self._closing = False
         self.fine_tune_dialog = None  # FineTuneDialog, made when first opened
@@ -403,20 +404,11 @@ class MainWindow(QMainWindow):
         """List the devices on a thread (it imports torch); the list fills in when done."""
         if self._devices_found or self._device_thread is not None:
             return
-        thread = QThread()
-        thread.setObjectName("find-devices")
         finder = DeviceFinder()
-        finder.moveToThread(thread)
-        thread.started.connect(finder.run)
         finder.finished.connect(self._on_devices_found)
         finder.failed.connect(self._on_devices_failed)
-        for signal in (finder.finished, finder.failed):
-            signal.connect(thread.quit)
-            signal.connect(finder.deleteLater)
-        thread.finished.connect(self._on_device_thread_finished)
-        thread.finished.connect(thread.deleteLater)
-        self._device_thread, self._device_finder = thread, finder
-        thread.start()
+        self._device_finder = finder
+        self._device_thread = start_worker(finder, "find-devices", self._on_device_thread_finished)
 
     @Slot(object)
     def _on_devices_found(self, devices: list) -> None:
@@ -450,30 +442,15 @@ class MainWindow(QMainWindow):
         return Path(name) if name else None
 
     def ask_yes_no(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self, title, text,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_yes_no(self, title, text)
 
     def show_message(self, level: str, title: str, text: str) -> None:
         """Tell the user: status bar, log, and a non-modal message box (never blocks)."""
         self.messages.append((level, title, text))
         self.log(f"{title}: {text}", level)
         self.statusBar().showMessage(f"{title}: {text}", 15000)
-        if self._closing:
-            return
-        icon = {"error": QMessageBox.Icon.Critical, "warning": QMessageBox.Icon.Warning}.get(
-            level, QMessageBox.Icon.Information)
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
-        box.setModal(False)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda _=0, b=box: self._forget_box(b))
-        self._open_boxes.append(box)
-        box.show()
-
-    def _forget_box(self, box: QMessageBox) -> None:
-        if box in self._open_boxes:
-            self._open_boxes.remove(box)
+        if not self._closing:
+            self._boxes.show(level, title, text)
 
     def log(self, text: str, level: str = "info") -> None:
         getattr(log, {"error": "error", "warning": "warning"}.get(level, "info"))(text)
@@ -1391,8 +1368,6 @@ class MainWindow(QMainWindow):
         if self._device_thread is not None:  # an import cannot be interrupted: wait for it
             self._device_thread.quit()
             self._device_thread.wait()
-        for box in list(self._open_boxes):
-            box.close()
-        self._open_boxes.clear()
+        self._boxes.close_all()
         self.save_settings()
         super().closeEvent(event)

@@ -3,10 +3,10 @@
 A :class:`FusionWorker` (QObject) runs one :class:`FusionJob` on a QThread: first it
 fuses with every chosen method, reporting each result as it is done, then it scores
 them (metrics take longer than most fusions: FMI_pixel alone is about 80 s at 16
-megapixels), reporting each method's metrics. It is wired wired as superqt's
-``new_worker_qthread``: ``thread.started -> worker.run``, ``worker.finished/failed ->
-thread.quit``, ``deleteLater`` on both. The core honours ``cancel`` between tiles
-and between methods, so a job stops within one tile.
+megapixels), reporting each method's metrics. It is started as every worker of the
+application is (``background.start_worker``: superqt's ``new_worker_qthread`` wiring).
+The core honours ``cancel`` between tiles and between methods, so a job stops within
+one tile.
 
 :class:`FusionRunner` is what the window owns: one job at a time; a new request
 cancels the running job and starts once its thread has ended; ``stop()`` on close
@@ -21,7 +21,6 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -29,13 +28,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-
 from ..core.checkpoints import Checkpoint
 from ..core.comparison import task_display
 from ..core.errors import Cancelled, PmgiError
 from ..core.fusion import PMGI_METHOD, FusionResult, PmgiFuser, fuse
 from ..core.spec import DEFAULT_TILE
 from ..core.tasks import PipelineOptions
+from .background import CancellableWorker, start_worker, stop_worker
 
 __all__ = ["FusionJob", "MethodOutcome", "JobSummary", "JobFailure", "FusionWorker",
            "FusionRunner", "DeviceFinder", "find_devices", "freeze_long_lived_objects",
@@ -153,7 +152,7 @@ class JobFailure:
     details: str = ""
 
 
-class FusionWorker(QObject):
+class FusionWorker(CancellableWorker):
     """Runs one job; lives on its own QThread."""
 
     # job id, fraction done 0..1, what is running
@@ -166,14 +165,6 @@ class FusionWorker(QObject):
     def __init__(self, job: FusionJob):
         super().__init__()
         self.job = job
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        """Thread-safe: called from the GUI thread while ``run`` works."""
-        self._cancel.set()
-
-    def is_cancelled(self) -> bool:
-        return self._cancel.is_set()
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
@@ -320,38 +311,22 @@ class FusionRunner(QObject):
         thread, worker = self._thread, self._worker
         if thread is None:
             return True
-        if worker is not None:
-            worker.cancel()
-        thread.requestInterruption()
-        thread.quit()
-        ended = thread.wait(timeout_ms)
+        ended = stop_worker(thread, worker, timeout_ms)
         if ended:
             self._thread = self._worker = None
             self.busy_changed.emit(False)
-        else:
-            log.error("the fusion thread did not stop within %d ms", timeout_ms)
         return ended
 
     def _start(self, job: FusionJob) -> None:
-        thread = QThread()
-        thread.setObjectName(f"fusion-job-{job.job_id}")
         worker = FusionWorker(job)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.progress.connect(self._on_progress)
         worker.method_finished.connect(self._on_method_finished)
         worker.metrics_ready.connect(self._on_metrics_ready)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        worker.finished.connect(thread.quit)
-        worker.failed.connect(thread.quit)
-        worker.finished.connect(worker.deleteLater)
-        worker.failed.connect(worker.deleteLater)
-        thread.finished.connect(self._on_thread_finished)
-        thread.finished.connect(thread.deleteLater)
-        self._thread, self._worker = thread, worker
+        self._worker = worker
         self.busy_changed.emit(True)
-        thread.start()
+        self._thread = start_worker(worker, f"fusion-job-{job.job_id}", self._on_thread_finished)
 
     @Slot(int, float, str)
     def _on_progress(self, job_id: int, fraction: float, text: str) -> None:

@@ -1,0 +1,73 @@
+"""Work off the GUI thread: one ``QObject`` worker on its own ``QThread``, wired one way
+for every worker of the application (fusion, fine-tuning, listing the devices).
+
+The wiring is superqt's ``new_worker_qthread``: ``thread.started -> worker.run``,
+``worker.finished/failed -> thread.quit`` and ``worker.deleteLater``, and
+``thread.finished -> thread.deleteLater``. The owner keeps references to both, runs
+one job at a time and, on close, stops the thread with :func:`stop_worker` (cancel,
+request interruption, quit, wait), as Qt's mandelbrot example does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QThread
+
+__all__ = ["CancellableWorker", "start_worker", "stop_worker"]
+
+log = logging.getLogger(__name__)
+
+
+class CancellableWorker(QObject):
+    """A worker whose ``run`` checks :meth:`is_cancelled` between steps; subclasses
+    declare the ``finished`` and ``failed`` signals and ``run``."""
+
+    def __init__(self):
+        super().__init__()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Thread-safe: called from the GUI thread while ``run`` works."""
+        self._cancel.set()
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+
+def start_worker(worker: QObject, name: str,
+                 on_thread_finished: Callable[[], None] | None = None) -> QThread:
+    """Move ``worker`` (with ``run`` and ``finished``/``failed`` signals) to a new
+    thread named ``name`` and start it; returns the thread, for the owner to keep.
+
+    Connect the owner's slots to the worker's signals before calling this: a quick
+    worker may emit before the call returns.
+    """
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    for signal in (worker.finished, worker.failed):
+        signal.connect(thread.quit)
+        signal.connect(worker.deleteLater)
+    if on_thread_finished is not None:
+        thread.finished.connect(on_thread_finished)
+    thread.finished.connect(thread.deleteLater)
+    thread.start()
+    return thread
+
+
+def stop_worker(thread: QThread, worker: QObject | None, timeout_ms: int) -> bool:
+    """Cancel ``worker`` (when it can be), quit its thread and wait up to ``timeout_ms``
+    for it to end (the owner is closing). True if it ended."""
+    cancel = getattr(worker, "cancel", None)
+    if cancel is not None:
+        cancel()
+    thread.requestInterruption()
+    thread.quit()
+    ended = thread.wait(timeout_ms)
+    if not ended:
+        log.error("thread %s did not stop within %d ms", thread.objectName(), timeout_ms)
+    return ended
