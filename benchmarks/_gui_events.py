@@ -2,10 +2,12 @@
 
 :func:`timed_application` makes the QApplication, as a subclass whose ``notify`` times
 every outermost event the GUI thread handles (slots of queued signals arrive as
-``MetaCall`` events, then paints, timers, ...); :func:`time_calls` wraps methods by
-name so that a slow event can be told apart (which slot, which rendering), and
-:func:`time_gc` times the garbage collector's passes (whichever thread runs them,
-they hold the GIL).
+``MetaCall`` events, then paints, timers, ...), in wall-clock time and in the GUI
+thread's own CPU time: on a loaded machine an event can take long because the
+thread waited (for a core, or for the GIL held by another thread), not because it
+worked. :func:`time_calls` wraps methods by name so that a slow event can be told
+apart (which slot, which rendering), and :func:`time_gc` times the garbage
+collector's passes (whichever thread runs them, they hold the GIL).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class EventLog:
 
     def __init__(self, min_ms: float = 2.0):
         self.min_ms = min_ms
-        self.events: list[tuple[float, float, str]] = []
+        self.events: list[tuple[float, float, str]] = []  # (start, wall ms, what + CPU ms)
         self.calls: dict[str, list[tuple[float, float]]] = defaultdict(list)  # name -> (start, ms)
         self.gc: list[tuple[float, float, int]] = []  # (start, ms, generation)
 
@@ -73,11 +75,13 @@ def timed_application(argv: list[str], log: EventLog):
                 return super().notify(receiver, event)
             depth[0] += 1
             kind = event.type()
+            c0 = time.thread_time()
             t0 = time.perf_counter()
             try:
                 return super().notify(receiver, event)
             finally:
                 ms = (time.perf_counter() - t0) * 1000.0
+                cpu = (time.thread_time() - c0) * 1000.0
                 depth[0] -= 1
                 if ms >= log.min_ms:
                     try:
@@ -88,7 +92,7 @@ def timed_application(argv: list[str], log: EventLog):
                         target = type(receiver).__name__
                     except RuntimeError:
                         target = "(deleted)"
-                    log.events.append((t0, ms, f"{name} -> {target}"))
+                    log.events.append((t0, ms, f"{name} -> {target}, GUI thread CPU {cpu:.1f} ms"))
 
     return TimedApplication(argv)
 

@@ -11,7 +11,10 @@ image rendering by name. Then it does what a user does next: the comparison mode
 (with the swipe divider dragged), zooming in and out. It prints each step's slowest
 event and the timed calls.
 
-    python benchmarks/bench_result_display.py [--size 4096] [--colour] [--repeat 2]
+    python benchmarks/bench_result_display.py [--size 4096] [--colour | --pan] [--repeat 2]
+
+``--pan``: a pan-sharpening pair instead (11-bit PAN of --size, 4-band MS of a
+quarter of it), so that comparisons with A need the MS brought to the PAN grid.
 
 A benchmark, not a test: its figures depend on the machine and its load.
 """
@@ -36,6 +39,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--colour", action="store_true", help="an RGB visible image")
+    parser.add_argument("--pan", action="store_true", help="a 4-band pan-sharpening pair")
     parser.add_argument("--repeat", type=int, default=2, help="deliver the job this many times")
     parser.add_argument("--profile", metavar="TEXT", default=None,
                         help="cProfile the steps whose name holds TEXT (e.g. 'result arrives')")
@@ -66,20 +70,27 @@ def main() -> int:
     from tests.helpers import random_checkpoint
 
     time_calls(log, window_targets())
-    random_checkpoint(user_checkpoints_dir() / "ir-vis" / "random", "ir-vis")
+    task = "pan-sharpening" if args.pan else "ir-vis"
+    random_checkpoint(user_checkpoints_dir() / task / "random", task)
     ir, vis = synthetic_pair(args.size, args.colour)
-    folder = tmp_path / "pair"
-    folder.mkdir()
-    write_image(folder / "ir.png", ir)
-    write_image(folder / "vis.png", vis)
-
-    Settings(task="ir-vis").save()
+    Settings(task=task).save()
     window = MainWindow(find_devices=False)
     window.show()
     window.resize(1500, 850)
-    if not window.load_pair_folder(folder):
-        print("cannot load the pair:", window.messages[-1:])
-        return 2
+    if args.pan:
+        from pmgi_gui.app.sources import Source
+
+        pan = (vis.astype(np.uint16) * 8)
+        ms = np.dstack([ir[::4, ::4], vis[::4, ::4], ir[1::4, 1::4], vis[2::4, 2::4]])
+        window.set_sources(Source(ms.astype(np.uint16) * 8, label="ms"), Source(pan, label="pan"))
+    else:
+        folder = tmp_path / "pair"
+        folder.mkdir()
+        write_image(folder / "ir.png", ir)
+        write_image(folder / "vis.png", vis)
+        if not window.load_pair_folder(folder):
+            print("cannot load the pair:", window.messages[-1:])
+            return 2
     window.select_checkpoint("random")
     window.pmgi_check.setChecked(True)
     for box in window.baseline_checks.values():
@@ -97,9 +108,11 @@ def main() -> int:
     fused = ((ir.astype(np.uint16) + luma) // 2).astype(np.uint8)
     if vis.ndim == 3:
         fused = np.ascontiguousarray(np.dstack([fused, vis[..., 1], vis[..., 2]]))
+    if args.pan:
+        fused = np.ascontiguousarray(np.dstack([fused, luma, fused, luma]).astype(np.uint16) * 8)
     del ir, vis, luma
     t0 = time.perf_counter()
-    display = task_display("ir-vis", fused, None)  # as FusionWorker.run makes it
+    display = task_display(task, fused, window._peak)  # as FusionWorker.run makes it
     worker_ms = (time.perf_counter() - t0) * 1000.0
     stop_gc = time_gc(log)
 
@@ -141,7 +154,7 @@ def main() -> int:
         window.metrics_panel.set_order([PMGI_METHOD])
         window.set_compare_mode("fused")
         spin(300)
-        result = FusionResult("ir-vis", PMGI_METHOD, fused, 12.3, "cpu", "random", "0" * 64)
+        result = FusionResult(task, PMGI_METHOD, fused, 12.3, "cpu", "random", "0" * 64)
         outcome = worker.MethodOutcome(job_id, PMGI_METHOD, "PMGI", result, {}, display=display)
         keys = [s.key for s in window.metrics_panel.specs]
         scored = worker.MethodOutcome(job_id, PMGI_METHOD, "PMGI", result,
@@ -162,7 +175,8 @@ def main() -> int:
     last = time.perf_counter()
     stop_gc()
 
-    print(f"{args.size}x{args.size} ir-vis{' (RGB)' if args.colour else ''} result; "
+    kind = " (RGB)" if args.colour else " (4 bands, 11 bits)" if args.pan else ""
+    print(f"{args.size}x{args.size} {task}{kind} result; "
           f"display pictures made (off the GUI thread) in {worker_ms:.0f} ms")
     worst = (0.0, "")
     for label, start, end in steps:

@@ -38,6 +38,7 @@ from ..paths import resources_dir, user_checkpoints_dir
 from .background import start_worker
 from .messages import MessageBoxes, ask_yes_no
 from .metrics_panel import MetricsPanel, metric_specs
+from .pictures import PictureMaker
 from .report import write_metrics_report
 from .settings import Settings, geometry_store
 from .sources import IMAGE_SUFFIXES, Source, demo_sources, find_pair
@@ -105,11 +106,9 @@ class MainWindow(QMainWindow):
         self.flicker_timer = QTimer(self)
         self.flicker_timer.setInterval(FLICKER_MS)
         self.flicker_timer.timeout.connect(self._on_flicker)
-        # Dragging the swipe divider asks for many redraws: draw at most every 30 ms.
-        self.swipe_timer = QTimer(self)
-        self.swipe_timer.setSingleShot(True)
-        self.swipe_timer.setInterval(30)
-        self.swipe_timer.timeout.connect(self._refresh_fused_view)
+        # Differences and MS-on-the-PAN-grid pictures: large ones on a thread.
+        self.pictures = PictureMaker(self)
+        self.pictures.ready.connect(self._on_picture_ready)
 
         self._build_actions()
         self._build_ui()
@@ -344,7 +343,6 @@ class MainWindow(QMainWindow):
         link_views(self.panels)
         self.panel_a.file_dropped.connect(lambda path: self._on_dropped("a", path))
         self.panel_b.file_dropped.connect(lambda path: self._on_dropped("b", path))
-        self.panel_fused.divider.sigPositionChanged.connect(lambda *_: self.swipe_timer.start())
         lay.addLayout(views, 1)
         self.inspector_label = QLabel("Move the cursor over an image to read its values.")
         self.inspector_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -728,6 +726,7 @@ class MainWindow(QMainWindow):
     def _on_colormap_chosen(self, name: str) -> None:
         self.settings.pet_colormap = name
         self._display_cache.clear()
+        self.pictures.clear()
         self._refresh_source_views()
 
     def pipeline_options(self) -> PipelineOptions:
@@ -802,6 +801,7 @@ class MainWindow(QMainWindow):
     def _sources_changed(self) -> None:
         self.runner.discard()
         self._display_cache.clear()
+        self.pictures.clear()
         self._clear_results()
         t = get_task(self.task)
         a, b = self.sources["a"], self.sources["b"]
@@ -846,22 +846,27 @@ class MainWindow(QMainWindow):
 
     def _source_display(self, role: str, on_fused_grid: bool = False) -> np.ndarray | None:
         """The picture of source ``role``; ``on_fused_grid``: of A brought to the fused
-        image's grid (pan-sharpening's upsampled MS), to compare with a result."""
+        image's grid (pan-sharpening's upsampled MS), to compare with a result: None
+        while that is being made (seconds at 16 megapixels, on a thread)."""
         src = self.sources[role]
         if src is None:
             return None
-        on_fused_grid = on_fused_grid and role == "a" and self.task == "pan-sharpening"
+        if on_fused_grid and role == "a" and self.task == "pan-sharpening":
+            task, pixels, peak, b = self.task, src.pixels, self._peak, self.sources["b"]
+
+            def make():  # on the picture thread: arrays only
+                return comparison.task_display(task, comparison.on_fused_grid(task, pixels), peak)
+
+            size = b.pixels.shape[0] * b.pixels.shape[1] if b is not None else pixels.size
+            return self.pictures.get(("grid", role), make, size)
 
         def make():
-            pixels = src.pixels
-            if on_fused_grid:
-                pixels = comparison.on_fused_grid(self.task, pixels)
-            x = self._display(pixels)
+            x = self._display(src.pixels)
             if self.task == "medical" and role == "a" and x.ndim == 2:
                 x = apply_colormap(x, self.colormap_combo.currentText())  # a gray PET
             return x
 
-        return self._cached((role, on_fused_grid), make)
+        return self._cached((role, False), make)
 
     def _a_scale(self) -> float:
         a, b = self.sources["a"], self.sources["b"]
@@ -910,8 +915,9 @@ class MainWindow(QMainWindow):
         self._method_picked = True
         self.show_combo.setCurrentIndex(index)
 
-    def reference_image(self) -> tuple[str, np.ndarray] | None:
-        """(name, display image on the fused grid) that the fused view is compared with."""
+    def reference_image(self) -> tuple[str, np.ndarray | None] | None:
+        """(name, display image on the fused grid) that the fused view is compared with;
+        the image is None while it is being made."""
         key = self.reference_combo.currentData()
         t = get_task(self.task)
         if key in ("a", "b") and self.sources[key] is not None:
@@ -932,9 +938,7 @@ class MainWindow(QMainWindow):
         if mode == "swipe":
             shown = panel.shown()
             if shown is not None and not (0 < panel.divider.value() < shown.shape[1]):
-                panel.divider.blockSignals(True)
                 panel.divider.setValue(shown.shape[1] / 2)
-                panel.divider.blockSignals(False)
         panel.divider.setVisible(mode == "swipe")
         if mode == "flicker":
             self._flicker_on_ref = False
@@ -963,13 +967,17 @@ class MainWindow(QMainWindow):
         outcome = self.results[method]
         fused = self._result_display(outcome)
         mode = self.compare_mode()
-        ref = self.reference_image() if mode != "fused" else None
         levels = (0, 255)
         title = f"{outcome.name}: {outcome.result.seconds:.2f} s on {outcome.result.device}"
-        shown = fused
+        shown, right = fused, None
         try:
-            if mode == "swipe" and ref is not None:
-                shown = comparison.swipe(fused, ref[1], panel.divider.value())
+            ref = self.reference_image() if mode != "fused" else None
+            if ref is not None and ref[1] is None:
+                title = f"{outcome.name} (preparing the {ref[0]} image to compare...)"
+            elif mode == "swipe" and ref is not None:
+                if ref[1].shape[:2] != fused.shape[:2]:
+                    raise ValueError(f"images differ in size: {fused.shape[:2]} and {ref[1].shape[:2]}")
+                right = ref[1]  # drawn right of the divider: dragging it composes nothing
                 title = f"Swipe: {outcome.name} (left) | {ref[0]} (right)"
             elif mode == "flicker" and ref is not None:
                 if self._flicker_on_ref:
@@ -977,15 +985,32 @@ class MainWindow(QMainWindow):
                 else:
                     title = f"Flicker: {outcome.name}"
             elif mode == "difference" and ref is not None:
-                shown = comparison.absolute_difference(fused, ref[1])
-                peak = int(shown.max())
-                levels = (0, max(peak, 1))
-                title = f"|{outcome.name} − {ref[0]}| (white = {peak} grey levels)"
+                difference = self._difference(method, fused, ref[1])
+                if difference is None:
+                    title = f"{outcome.name} (computing the difference with {ref[0]}...)"
+                else:
+                    shown, peak = difference
+                    levels = (0, max(peak, 1))
+                    title = f"|{outcome.name} − {ref[0]}| (white = {peak} grey levels)"
         except ValueError as exc:
             title = f"{outcome.name} (cannot compare: {exc})"
-            shown = fused
+            shown, right = fused, None
         panel.set_image(shown, levels=levels)
+        panel.set_swipe(right)
         panel.set_title(title)
+
+    def _difference(self, method: str, fused: np.ndarray, ref: np.ndarray):
+        """(|fused - ref|, its largest value), or None while it is made on a thread."""
+        def make():  # on the picture thread when large: arrays only
+            d = comparison.absolute_difference(fused, ref)
+            return d, int(d.max())
+
+        key = ("difference", method, self.reference_combo.currentData())
+        return self.pictures.get(key, make, fused.shape[0] * fused.shape[1])
+
+    @Slot(object)
+    def _on_picture_ready(self, _key) -> None:
+        self._refresh_fused_view()
 
     # ==================================================================== pixel inspector
 
@@ -1102,6 +1127,7 @@ class MainWindow(QMainWindow):
 
     def _clear_results(self) -> None:
         self.results.clear()
+        self.pictures.forget(lambda key: key[0] == "difference")
         self._method_picked = False
         self.show_combo.blockSignals(True)
         self.show_combo.clear()
@@ -1147,6 +1173,7 @@ class MainWindow(QMainWindow):
     def _on_method_finished(self, outcome: MethodOutcome) -> None:
         """A result, fused; its metrics follow (:meth:`_on_metrics_ready`)."""
         self.results[outcome.method] = outcome
+        self.pictures.forget(lambda key: key[0] == "difference" and outcome.method in key[1:])
         self.results = dict(sorted(self.results.items(), key=lambda kv: self._rank(kv[0])))
         combo = self.show_combo
         combo.blockSignals(True)
@@ -1361,8 +1388,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self._closing = True
         self.flicker_timer.stop()
-        self.swipe_timer.stop()
         self.runner.stop()
+        self.pictures.stop()
         if self.fine_tune_dialog is not None:
             self.fine_tune_dialog.stop()
         if self._device_thread is not None:  # an import cannot be interrupted: wait for it
