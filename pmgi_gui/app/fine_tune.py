@@ -118,7 +118,9 @@ def gui_threads() -> int:
 
 
 def default_name(task: str, base: str) -> str:
-    """``<base>-tuned``, or ``-tuned-2``, ``-tuned-3``, ... when that is taken."""
+    """``<base>-tuned``, or ``-tuned-2``, ``-tuned-3``, ... when that is taken; a blend's
+    name (``paper@g1.41``) becomes ``paper-g1.41-tuned``."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", base)
     stem = re.sub(r"-tuned(-\d+)?$", "", base)[:48] or "checkpoint"
     n = 1
     while True:

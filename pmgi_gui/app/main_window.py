@@ -35,7 +35,9 @@ from ..core.imageio import read_image, write_image
 from ..core.spec import DEFAULT_TILE
 from ..core.tasks import PAN_RATIO, TASKS, PipelineOptions, check_pair, get_task
 from ..paths import resources_dir, user_checkpoints_dir
+from ..core.family import family_for
 from .background import start_worker
+from .gradient_scale import GradientScaleControl
 from .messages import MessageBoxes, ask_yes_no
 from .metrics_panel import MetricsPanel, metric_specs
 from .pictures import PictureMaker
@@ -239,6 +241,12 @@ class MainWindow(QMainWindow):
         self.fine_tune_button.clicked.connect(self.act_fine_tune.trigger)
         row.addWidget(self.fine_tune_button)
         lay.addLayout(row)
+        # Shown only for a checkpoint with gradient-scaled variants (core.family).
+        self.gradient_control = GradientScaleControl()
+        self.gradient_control.hide()
+        self.gradient_control.scale_changed.connect(self._on_gradient_scale_changed)
+        self.gradient_control.scale_chosen.connect(self._on_gradient_scale_chosen)
+        lay.addWidget(self.gradient_control)
         lay.addWidget(self.lambdas_label)
         lay.addWidget(self.no_checkpoint_label)
         lay.addWidget(import_button)
@@ -533,7 +541,8 @@ class MainWindow(QMainWindow):
             self.pmgi_check.setEnabled(False)
             self.pmgi_check.setToolTip(explanation)
         self.checkpoint_combo.blockSignals(False)
-        self._on_checkpoint_chosen()
+        # The slider where it was left, unless a checkpoint was just picked for the user.
+        self._show_checkpoint(restore_scale=select is None)
 
     def _checkpoint_tip(self, c: Checkpoint) -> str:
         t = get_task(self.task)
@@ -544,11 +553,16 @@ class MainWindow(QMainWindow):
         return "\n".join(lines)
 
     def current_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint PMGI runs with: the selected one, or where the texture slider
+        stands in its family (a member, or a blend that the worker computes)."""
         path = self.checkpoint_combo.currentData()
         if not path:
             return None
         try:
-            return load_checkpoint(path)
+            selected = load_checkpoint(path)  # still there and valid
+            if self.gradient_control.family is not None:
+                return self.gradient_control.checkpoint()
+            return selected
         except CheckpointError as exc:
             self.show_message("error", "Checkpoint unusable", str(exc))
             return None
@@ -564,23 +578,57 @@ class MainWindow(QMainWindow):
             raise PmgiError(f"no checkpoint {name!r} for {self.task} (have {', '.join(names)})")
         self.checkpoint_combo.setCurrentIndex(names.index(name))
 
-    @Slot()
-    def _on_checkpoint_chosen(self, *_) -> None:
+    @Slot(int)
+    def _on_checkpoint_chosen(self, _index: int) -> None:
+        self._show_checkpoint(restore_scale=False)
+
+    def _show_checkpoint(self, *, restore_scale: bool) -> None:
+        """The selected checkpoint's loss weights, and the texture slider when it has a
+        family: at the selected member's scale, or (``restore_scale``) where the user
+        left it for this task."""
         self._update_fine_tune_enabled()
+        control = self.gradient_control
+        control.clear()
+        control.hide()
         path = self.checkpoint_combo.currentData()
         if not path:
             self.lambdas_label.setText("")
             return
-        t = get_task(self.task)
         try:
             c = load_checkpoint(path)
+            family = family_for(c)  # manifests only: the weights are not read here
         except CheckpointError as exc:
             self.lambdas_label.setText(str(exc))
             return
         self.settings.checkpoints[self.task] = c.name
+        if family is not None:
+            own = next(g for g, m in family.members if m.sha256() == c.sha256())
+            remembered = self.settings.gradient_scales.get(self.task)
+            lo, hi = family.range
+            scale = remembered if restore_scale and remembered and lo <= remembered <= hi else own
+            control.set_family(family, self.task, scale)
+            control.show()
+            self.settings.gradient_scales[self.task] = control.scale()
+            c = control.checkpoint()
+        self._show_lambdas(c)
+
+    def _show_lambdas(self, c: Checkpoint) -> None:
         # In words and numbers: which image's intensity and gradient the network keeps.
+        t = get_task(self.task)
         self.lambdas_label.setText(f"Loss weights (λ): {c.lambdas.describe(t)}")
         self.lambdas_label.setToolTip(self._checkpoint_tip(c))
+
+    @Slot(float)
+    def _on_gradient_scale_changed(self, scale: float) -> None:
+        self.settings.gradient_scales[self.task] = scale
+        self._show_lambdas(self.gradient_control.checkpoint())
+
+    @Slot(float)
+    def _on_gradient_scale_chosen(self, _scale: float) -> None:
+        """The texture slider was let go: fuse again with PMGI at the new scale, through
+        the same job runner as the Fuse button (one job at a time, newest wins)."""
+        if self.ready() and self.pmgi_check.isEnabled() and self.pmgi_check.isChecked():
+            self.request_fusion(pmgi_only=True)
 
     def import_checkpoint_dialog(self) -> None:
         folder = self.ask_directory("Import a PMGI checkpoint folder", self.settings.checkpoint_dir)
@@ -968,7 +1016,9 @@ class MainWindow(QMainWindow):
         fused = self._result_display(outcome)
         mode = self.compare_mode()
         levels = (0, 255)
-        title = f"{outcome.name}: {outcome.result.seconds:.2f} s on {outcome.result.device}"
+        r = outcome.result
+        ckpt = f" ({r.checkpoint})" if r.checkpoint else ""
+        title = f"{outcome.name}{ckpt}: {r.seconds:.2f} s on {r.device}"
         shown, right = fused, None
         try:
             ref = self.reference_image() if mode != "fused" else None
@@ -1078,13 +1128,18 @@ class MainWindow(QMainWindow):
         if self._sources_are_demo() and self.ready():
             self.request_fusion(cheapest_first=True)
 
-    def request_fusion(self, *, cheapest_first: bool = False) -> int | None:
+    def request_fusion(self, *, cheapest_first: bool = False, pmgi_only: bool = False) -> int | None:
         """Fuse the sources with the chosen methods; a running job is cancelled first.
 
         ``cheapest_first``: run the first baseline (``average``, a per-pixel mean) before
         PMGI, so that a result is on screen while PMGI, or torch, is still loading;
         PMGI's result replaces it in the view unless the user chose one. Results are
         listed in the usual order (PMGI first) either way.
+
+        ``pmgi_only`` (the checkpoint changed, nothing else): when every other chosen
+        method already has its result and no job runs, only PMGI runs again and the
+        other results stay; PMGI's previous result stays on screen until the new one
+        replaces it. Otherwise all chosen methods run, as with the Fuse button.
         """
         if not all(self.sources.values()):
             self.show_message("warning", "Nothing to fuse", "Load both source images first.")
@@ -1104,19 +1159,25 @@ class MainWindow(QMainWindow):
             return None
         keys = window_metric_keys(self.task)
         order = [key for key, _ in methods]
-        if cheapest_first and methods[0][0] == PMGI_METHOD and len(methods) > 1:
+        keep = (pmgi_only and order[0] == PMGI_METHOD and order == self._method_order
+                and not self.runner.is_running() and all(k in self.results for k in order[1:]))
+        if keep:
+            methods = methods[:1]
+        elif cheapest_first and methods[0][0] == PMGI_METHOD and len(methods) > 1:
             methods = [methods[1], methods[0], *methods[2:]]
         job = FusionJob(task=self.task, a=self.sources["a"].pixels, b=self.sources["b"].pixels,
                         methods=tuple(methods), checkpoint=checkpoint,
                         device=self.device_combo.currentData() or "auto",
                         options=self.pipeline_options(), tile=self.tile, metric_keys=keys,
                         display_peak=self._peak)
-        self._clear_results()
-        self._method_order = order
-        self.metrics_panel.set_order(order)
+        if not keep:
+            self._clear_results()
+            self._method_order = order
+            self.metrics_panel.set_order(order)
         job_id = self.runner.submit(job)
         names = ", ".join(n for _, n in methods)
-        self.log(f"job {job_id}: {self.task} with {names}")
+        with_checkpoint = f" ({checkpoint.name})" if checkpoint is not None else ""
+        self.log(f"job {job_id}: {self.task} with {names}{with_checkpoint}")
         self.progress_label.setText("Starting...")
         return job_id
 
@@ -1177,8 +1238,11 @@ class MainWindow(QMainWindow):
         self.results = dict(sorted(self.results.items(), key=lambda kv: self._rank(kv[0])))
         combo = self.show_combo
         combo.blockSignals(True)
-        at = sum(self._rank(combo.itemData(i)) < self._rank(outcome.method) for i in range(combo.count()))
-        combo.insertItem(at, outcome.name, outcome.method)
+        at = combo.findData(outcome.method)  # listed already when PMGI alone ran again
+        if at < 0:
+            at = sum(self._rank(combo.itemData(i)) < self._rank(outcome.method)
+                     for i in range(combo.count()))
+            combo.insertItem(at, outcome.name, outcome.method)
         # The first result is shown; PMGI's takes its place unless the user chose one.
         if combo.count() == 1 or (outcome.method == PMGI_METHOD and not self._method_picked):
             combo.setCurrentIndex(at)
@@ -1388,6 +1452,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self._closing = True
         self.flicker_timer.stop()
+        self.gradient_control.choose_timer.stop()
         self.runner.stop()
         self.pictures.stop()
         if self.fine_tune_dialog is not None:
