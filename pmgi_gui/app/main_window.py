@@ -1160,7 +1160,7 @@ class MainWindow(QMainWindow):
         keys = window_metric_keys(self.task)
         order = [key for key, _ in methods]
         keep = (pmgi_only and order[0] == PMGI_METHOD and order == self._method_order
-                and not self.runner.is_running() and all(k in self.results for k in order[1:]))
+                and not self.runner.is_job_active() and all(k in self.results for k in order[1:]))
         if keep:
             methods = methods[:1]
         elif cheapest_first and methods[0][0] == PMGI_METHOD and len(methods) > 1:

@@ -269,6 +269,7 @@ class FusionRunner(QObject):
         self._pending: FusionJob | None = None
         self._next_id = 0
         self._current_id = -1
+        self._ended_id = -1  # the latest job that reported finished or failed
 
     @property
     def worker(self) -> FusionWorker | None:
@@ -280,6 +281,11 @@ class FusionRunner(QObject):
 
     def is_running(self) -> bool:
         return self._thread is not None
+
+    def is_job_active(self) -> bool:
+        """The latest submitted job has not reported its end yet (its thread may still
+        be ending after it has: see :meth:`is_running`)."""
+        return self._current_id != -1 and self._ended_id != self._current_id
 
     def submit(self, job: FusionJob) -> int:
         """Start ``job``, cancelling the running one first. Returns the job's id."""
@@ -346,11 +352,13 @@ class FusionRunner(QObject):
     @Slot(object)
     def _on_finished(self, summary: JobSummary) -> None:
         if summary.job_id == self._current_id:
+            self._ended_id = summary.job_id
             self.finished.emit(summary)
 
     @Slot(object)
     def _on_failed(self, failure: JobFailure) -> None:
         if failure.job_id == self._current_id:
+            self._ended_id = failure.job_id
             self.failed.emit(failure)
 
     @Slot()

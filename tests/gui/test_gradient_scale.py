@@ -131,6 +131,19 @@ def test_released_between_members_fuses_the_blend(qtbot, w, family, tmp_path):
     assert np.array_equal(w.panel_fused.shown(), paper_shown)
 
 
+def test_a_blend_can_be_fine_tuned_under_a_valid_name(w):
+    from pmgi_gui.app.fine_tune import default_name, name_problem
+
+    slider = w.gradient_control.slider
+    slider.setValue(3 * STEPS // 4)  # by keys: chosen after a pause, and fused
+    w.gradient_control.choose_timer.stop()  # no pause here: the dialog is what is tested
+    d = w.open_fine_tune_dialog()
+    assert d.checkpoint.name == "paper@g1.41"
+    assert d.name_edit.text() == "paper-g1.41-tuned" == default_name("ir-vis", "paper@g1.41")
+    assert name_problem("ir-vis", d.name_edit.text()) is None
+    d.close()
+
+
 def test_other_results_stay_when_only_the_texture_changes(qtbot, w):
     set_methods(w, baselines=True)
     first = fuse(qtbot, w)
