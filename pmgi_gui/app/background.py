@@ -3,9 +3,10 @@ for every worker of the application (fusion, fine-tuning, listing the devices).
 
 The wiring is superqt's ``new_worker_qthread``: ``thread.started -> worker.run``,
 ``worker.finished/failed -> thread.quit`` and ``worker.deleteLater``, and
-``thread.finished -> thread.deleteLater``. The owner keeps references to both, runs
-one job at a time and, on close, stops the thread with :func:`stop_worker` (cancel,
-request interruption, quit, wait), as Qt's mandelbrot example does.
+``thread.finished -> thread.deleteLater``. An owner holds its worker and thread in a
+:class:`WorkerThread`, which runs one at a time, says when the thread has ended, and
+on close stops it with :func:`stop_worker` (cancel, request interruption, quit, wait),
+as Qt's mandelbrot example does.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QThread
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-__all__ = ["CancellableWorker", "start_worker", "stop_worker"]
+__all__ = ["CancellableWorker", "WorkerThread", "start_worker", "stop_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +72,41 @@ def stop_worker(thread: QThread, worker: QObject | None, timeout_ms: int) -> boo
     if not ended:
         log.error("thread %s did not stop within %d ms", thread.objectName(), timeout_ms)
     return ended
+
+
+class WorkerThread(QObject):
+    """An owner's one worker at a time and its thread: the references Qt needs kept,
+    ``ended`` once the thread has ended, and :meth:`stop` for closing."""
+
+    ended = Signal()  # the thread of the worker started last has ended (not after stop())
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.thread: QThread | None = None
+        self.worker: QObject | None = None
+
+    def is_running(self) -> bool:
+        return self.thread is not None
+
+    def start(self, worker: QObject, name: str) -> None:
+        """Run ``worker`` (its signals already connected) on a new thread."""
+        if self.thread is not None:
+            raise RuntimeError(f"{self.thread.objectName()} is still running")
+        self.worker = worker
+        self.thread = start_worker(worker, name, self._on_thread_finished)
+
+    def stop(self, timeout_ms: int = 30000) -> bool:
+        """Cancel the worker, quit and wait for the thread. True if it ended (or none ran)."""
+        if self.thread is None:
+            return True
+        ended = stop_worker(self.thread, self.worker, timeout_ms)
+        if ended:
+            self.thread = self.worker = None
+        return ended
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        if self.thread is None or self.sender() != self.thread:
+            return  # a thread that stop() already waited for
+        self.thread = self.worker = None
+        self.ended.emit()

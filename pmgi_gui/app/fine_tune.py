@@ -5,7 +5,7 @@ fuses again so that the effect is seen at once.
 
 The training itself is ``core.training.fine_tune`` and ``save_fine_tuned``; they run
 in a :class:`FineTuneWorker` (QObject) on a QThread, started as the fusion worker is
-(``background.start_worker``). ``fine_tune`` checks the cancel flag before each step, so
+(``background.WorkerThread``). ``fine_tune`` checks the cancel flag before each step, so
 Cancel, closing the dialog and closing the window stop the run within one step;
 nothing is saved then. Only numpy arrays and plain dataclasses cross threads: the
 model is saved on the worker thread and the window receives the saved
@@ -22,7 +22,7 @@ import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QDialog, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -30,7 +30,7 @@ from .. import paths
 from ..core.checkpoints import DEFAULT_MODEL, MANIFEST, Checkpoint
 from ..core.errors import Cancelled, PmgiError
 from ..core.tasks import FusionTask, Lambdas, PipelineOptions, get_task
-from .background import CancellableWorker, start_worker, stop_worker
+from .background import CancellableWorker, WorkerThread
 from .messages import MessageBoxes, ask_yes_no
 
 __all__ = ["Preset", "PRESETS", "FineTuneRequest", "FineTuneOutcome", "FineTuneFailure",
@@ -225,8 +225,8 @@ class FineTuneDialog(QDialog):
         self.device = device
         self.pair_name = pair_name
         self.messages: list[tuple[str, str, str]] = []  # (level, title, text), newest last
-        self._thread: QThread | None = None
-        self._worker: FineTuneWorker | None = None
+        self._run = WorkerThread(self)
+        self._run.ended.connect(self._on_thread_finished)
         self._started = 0.0
         self._boxes = MessageBoxes(self)
         self.setWindowTitle("Fine-tune on this pair")
@@ -376,11 +376,11 @@ class FineTuneDialog(QDialog):
     # ------------------------------------------------------------------ running
 
     def is_running(self) -> bool:
-        return self._thread is not None
+        return self._run.is_running()
 
     @property
     def worker(self) -> FineTuneWorker | None:
-        return self._worker
+        return self._run.worker
 
     def request(self, overwrite: bool = False) -> FineTuneRequest:
         c = self.checkpoint
@@ -416,7 +416,6 @@ class FineTuneDialog(QDialog):
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        self._worker = worker
         self._started = time.perf_counter()
         self.progress_bar.setRange(0, request.steps)
         self.progress_bar.setValue(0)
@@ -426,23 +425,21 @@ class FineTuneDialog(QDialog):
         self._log(f"fine-tuning {self.checkpoint.name} into {name} on "
                   f"{self.pair_name or 'the loaded pair'}: {request.lambdas.describe(self.task)}, "
                   f"{request.steps} steps")
-        self._thread = start_worker(worker, "fine-tune", self._on_thread_finished)
+        self._run.start(worker, "fine-tune")
         return True
 
     @Slot()
     def cancel(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        if self._run.worker is not None:
+            self._run.worker.cancel()
             self.status_label.setText("Cancelling after the current step...")
 
     def stop(self, timeout_ms: int = 30000) -> bool:
         """Cancel, quit and wait for the thread (dialog or window closing). True if it ended."""
-        thread, worker = self._thread, self._worker
-        if thread is None:
+        if not self._run.is_running():
             return True
-        ended = stop_worker(thread, worker, timeout_ms)
+        ended = self._run.stop(timeout_ms)
         if ended:
-            self._thread = self._worker = None
             self._set_running(False)
         return ended
 
@@ -491,7 +488,4 @@ class FineTuneDialog(QDialog):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        if self._thread is None or self.sender() != self._thread:
-            return  # a thread that stop() already waited for
-        self._thread = self._worker = None
         self._set_running(False)

@@ -19,9 +19,9 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
-from .background import CancellableWorker, start_worker, stop_worker
+from .background import CancellableWorker, WorkerThread
 
 __all__ = ["PictureMaker", "PictureWorker", "SYNC_PIXELS"]
 
@@ -68,8 +68,8 @@ class PictureMaker(QObject):
         self._errors: dict[Hashable, str] = {}
         self._wanted: dict[Hashable, int] = {}  # key -> token of its live request
         self._pending: tuple[Hashable, int, Callable] | None = None
-        self._thread: QThread | None = None
-        self._worker: PictureWorker | None = None
+        self._run = WorkerThread(self)
+        self._run.ended.connect(self._on_thread_finished)
         self._tokens = itertools.count(1)
 
     def get(self, key: Hashable, make: Callable[[], object], pixels: int):
@@ -87,7 +87,7 @@ class PictureMaker(QObject):
         if key not in self._wanted:
             token = next(self._tokens)
             self._wanted[key] = token
-            if self._thread is None:
+            if not self._run.is_running():
                 self._start(key, token, make)
             else:  # the newest request runs next; an older waiting one is dropped
                 if self._pending is not None:
@@ -96,7 +96,7 @@ class PictureMaker(QObject):
         return None
 
     def is_busy(self) -> bool:
-        return self._thread is not None
+        return self._run.is_running()
 
     def forget(self, which: Callable[[Hashable], bool] = lambda key: True) -> None:
         """Drop the pictures (made, failed or being made) whose key ``which`` accepts:
@@ -113,13 +113,7 @@ class PictureMaker(QObject):
     def stop(self, timeout_ms: int = 30000) -> bool:
         """Drop what waits and wait for the picture being made (window closing)."""
         self._pending = None
-        thread, worker = self._thread, self._worker
-        if thread is None:
-            return True
-        ended = stop_worker(thread, worker, timeout_ms)
-        if ended:
-            self._thread = self._worker = None
-        return ended
+        return self._run.stop(timeout_ms)
 
     def _store(self, key: Hashable, picture: object) -> None:
         self._pictures[key] = picture
@@ -130,8 +124,7 @@ class PictureMaker(QObject):
         worker = PictureWorker(key, token, make)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        self._worker = worker
-        self._thread = start_worker(worker, "picture", self._on_thread_finished)
+        self._run.start(worker, "picture")
 
     def _live(self, key: Hashable, token: int) -> bool:
         """Still wanted, and from the request that is live (not one forgotten since)."""
@@ -156,9 +149,6 @@ class PictureMaker(QObject):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        if self._thread is None or self.sender() != self._thread:
-            return  # a thread that stop() already waited for
-        self._thread = self._worker = None
         pending, self._pending = self._pending, None
         if pending is not None:
             self._start(*pending)

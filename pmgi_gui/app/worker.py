@@ -4,7 +4,7 @@ A :class:`FusionWorker` (QObject) runs one :class:`FusionJob` on a QThread: firs
 fuses with every chosen method, reporting each result as it is done, then it scores
 them (metrics take longer than most fusions: FMI_pixel alone is about 80 s at 16
 megapixels), reporting each method's metrics. It is started as every worker of the
-application is (``background.start_worker``: superqt's ``new_worker_qthread`` wiring).
+application is (``background.WorkerThread``: superqt's ``new_worker_qthread`` wiring).
 The core honours ``cancel`` between tiles and between methods, so a job stops within
 one tile.
 
@@ -26,7 +26,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from ..core.checkpoints import Checkpoint
 from ..core.comparison import task_display
@@ -34,7 +34,7 @@ from ..core.errors import Cancelled, PmgiError
 from ..core.fusion import PMGI_METHOD, FusionResult, PmgiFuser, fuse
 from ..core.spec import DEFAULT_TILE
 from ..core.tasks import PipelineOptions
-from .background import CancellableWorker, start_worker, stop_worker
+from .background import CancellableWorker, WorkerThread
 
 __all__ = ["FusionJob", "MethodOutcome", "JobSummary", "JobFailure", "FusionWorker",
            "FusionRunner", "DeviceFinder", "find_devices", "freeze_long_lived_objects",
@@ -264,8 +264,8 @@ class FusionRunner(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: FusionWorker | None = None
+        self._run = WorkerThread(self)
+        self._run.ended.connect(self._on_thread_finished)
         self._pending: FusionJob | None = None
         self._next_id = 0
         self._current_id = -1
@@ -273,14 +273,14 @@ class FusionRunner(QObject):
 
     @property
     def worker(self) -> FusionWorker | None:
-        return self._worker
+        return self._run.worker
 
     @property
     def current_job_id(self) -> int:
         return self._current_id
 
     def is_running(self) -> bool:
-        return self._thread is not None
+        return self._run.is_running()
 
     def is_job_active(self) -> bool:
         """The latest submitted job has not reported its end yet (its thread may still
@@ -292,18 +292,17 @@ class FusionRunner(QObject):
         self._next_id += 1
         job = replace(job, job_id=self._next_id)
         self._current_id = job.job_id
-        if self._thread is not None:
+        if self._run.is_running():
             self._pending = job
-            if self._worker is not None:
-                self._worker.cancel()
+            self._run.worker.cancel()
         else:
             self._start(job)
         return job.job_id
 
     def cancel(self) -> None:
         self._pending = None
-        if self._worker is not None:
-            self._worker.cancel()
+        if self._run.worker is not None:
+            self._run.worker.cancel()
 
     def discard(self) -> None:
         """Cancel and drop the running job: none of its signals reach the window any more
@@ -314,12 +313,10 @@ class FusionRunner(QObject):
     def stop(self, timeout_ms: int = 30000) -> bool:
         """Cancel, quit and wait for the thread (window closing). True if it ended."""
         self._pending = None
-        thread, worker = self._thread, self._worker
-        if thread is None:
+        if not self._run.is_running():
             return True
-        ended = stop_worker(thread, worker, timeout_ms)
+        ended = self._run.stop(timeout_ms)
         if ended:
-            self._thread = self._worker = None
             self.busy_changed.emit(False)
         return ended
 
@@ -330,9 +327,8 @@ class FusionRunner(QObject):
         worker.metrics_ready.connect(self._on_metrics_ready)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        self._worker = worker
         self.busy_changed.emit(True)
-        self._thread = start_worker(worker, f"fusion-job-{job.job_id}", self._on_thread_finished)
+        self._run.start(worker, f"fusion-job-{job.job_id}")
 
     @Slot(int, float, str)
     def _on_progress(self, job_id: int, fraction: float, text: str) -> None:
@@ -363,9 +359,6 @@ class FusionRunner(QObject):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        if self._thread is None or self.sender() != self._thread:
-            return  # a thread that stop() already waited for
-        self._thread = self._worker = None
         pending, self._pending = self._pending, None
         if pending is not None:
             self._start(pending)
