@@ -8,9 +8,14 @@ unless --baselines). It waits for the worker's finished signal and a little more
 repaint that shows the result comes after it), then prints the longest and the 99th
 percentile gap between ticks, the number of ticks and the fusion time. Every gap over
 the target is listed with what the job was doing then. ``--profile`` adds a cProfile
-of the GUI thread alone (cProfile follows the thread that enables it).
+of the GUI thread alone (cProfile follows the thread that enables it). ``--events``
+times every event the GUI thread handles (``QApplication.notify``; see _gui_events.py)
+and lists the slowest ones with the job's phase, and the window's slots and
+pyqtgraph's image drawing by name: what the GUI thread itself spent, apart from the
+gaps that the machine's load or the worker's hold on the GIL add.
 
-    python benchmarks/bench_gui_responsiveness.py [--size 4096] [--colour] [--baselines] [--profile]
+    python benchmarks/bench_gui_responsiveness.py [--size 4096] [--colour] [--baselines]
+        [--profile] [--events]
 
 ``--colour`` makes the visible image RGB, so the result is RGB too (the ir-vis pipeline
 fuses the luma and keeps the visible image's colour).
@@ -58,6 +63,8 @@ def main() -> int:
     parser.add_argument("--colour", action="store_true", help="an RGB visible image")
     parser.add_argument("--baselines", action="store_true", help="run the ir-vis baselines too")
     parser.add_argument("--profile", action="store_true", help="cProfile the GUI thread")
+    parser.add_argument("--events", action="store_true",
+                        help="time each GUI-thread event and the window's slots")
     args = parser.parse_args()
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -66,10 +73,19 @@ def main() -> int:
     os.environ["PMGI_USER_DIR"] = str(tmp_path / "user")
     os.environ["PMGI_CONFIG_DIR"] = str(tmp_path / "config")
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
 
     import numpy as np
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
+
+    event_log = None
+    if args.events:
+        from _gui_events import EventLog, time_calls, time_gc, timed_application, window_targets
+
+        event_log = EventLog(min_ms=5.0)
+        timed_app = timed_application([sys.argv[0]], event_log)  # noqa: F841 (kept alive)
+        time_calls(event_log, window_targets())
 
     from pmgi_gui.app.main_window import MainWindow
     from pmgi_gui.app.settings import Settings
@@ -125,6 +141,7 @@ def main() -> int:
     window.runner.finished.connect(lambda s: (summary.append(s), done.quit()))
     window.runner.failed.connect(lambda f: (summary.append(f), done.quit()))
 
+    stop_gc = time_gc(event_log) if event_log is not None else None
     profiler = None
     if args.profile:
         import cProfile
@@ -139,8 +156,11 @@ def main() -> int:
     finished_at = time.perf_counter()
     spin(args.after_ms)
     timer.stop()
+    ended = time.perf_counter()
     if profiler is not None:
         profiler.disable()
+    if stop_gc is not None:
+        stop_gc()
 
     result = summary[0] if summary else None
     if result is None or not hasattr(result, "outcomes"):
@@ -171,6 +191,17 @@ def main() -> int:
             print(f"  at {t0 - start:7.2f} s: {g:6.1f} ms{after_end}; "
                   f"{before[-1] if before else 'before the first event'}")
         print(f"  worst at {ticks[worst] - start:.2f} s")
+    if event_log is not None:
+        def phase(t: float) -> str:
+            before = [text for te, text in events if te <= t]
+            return before[-1] if before else "before the first event"
+
+        print(f"\nGUI-thread events of {event_log.min_ms:.0f} ms or more (t from pressing Fuse; "
+              "the job's last event before it):")
+        for t, ms, what in sorted(event_log.between(start, ended), key=lambda e: -e[1])[:15]:
+            after_end = " (after finished)" if t >= finished_at else ""
+            print(f"  {ms:7.1f} ms at {t - start:7.2f} s{after_end}: {what}; {phase(t)}")
+        print("\n".join(event_log.summary(start, ended, top=0)))
     if profiler is not None:
         import pstats
 

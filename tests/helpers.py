@@ -34,6 +34,18 @@ def random_checkpoint(path, task: str = "ir-vis", normalisation: str = "batch", 
                            lambdas=get_task(task).lambdas, label="random test weights")
 
 
+def gradient_variant(path, base, g: float, seed: int, lambdas=None, task: str = "ir-vis"):
+    """A random-weight checkpoint that says it was fine-tuned from ``base`` with every
+    gradient weight times ``g`` (or with ``lambdas``): a member of base's family."""
+    from pmgi_gui.core.family import scaled_lambdas
+
+    return save_checkpoint(
+        path, {"default": random_model("batch", seed)}, task=task,
+        lambdas=lambdas or scaled_lambdas(base.lambdas, g), label=f"gradient x{g}",
+        extra={"training": {"init": {"kind": "checkpoint", "checkpoint": base.name,
+                                     "sha256": base.sha256()}}})
+
+
 def scene(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A smooth random gray scene with edges, uint8."""
     rng = np.random.default_rng(seed)

@@ -23,6 +23,8 @@ def test_spectral_bands_show_in_natural_colour():
     ms[..., 0], ms[..., 1], ms[..., 2], ms[..., 3] = 100, 200, 300, 400  # B, G, R, NIR
     rgb = cmp.to_display(ms, peak=300, spectral=True)
     assert rgb[0, 0].tolist() == [255, 170, 85]
+    # Views wrap a C-ordered picture as it is; any other one they copy at every redraw.
+    assert rgb.flags.c_contiguous
 
 
 def test_display_peak_ignores_a_few_hot_pixels():

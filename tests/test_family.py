@@ -7,22 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from pmgi_gui.core.checkpoints import save_checkpoint
 from pmgi_gui.core.errors import CheckpointError
-from pmgi_gui.core.family import (BlendedCheckpoint, blend_models, family_for, gradient_scale,
-                                  scaled_lambdas)
+from pmgi_gui.core.family import BlendedCheckpoint, blend_models, family_for, gradient_scale
 from pmgi_gui.core.fusion import fuse
 from pmgi_gui.core.tasks import Lambdas, get_task
 
-from .helpers import random_checkpoint, random_model, scene
-
-
-def _variant(path, base, g, seed, lambdas=None, task="ir-vis"):
-    return save_checkpoint(
-        path, {"default": random_model("batch", seed)}, task=task,
-        lambdas=lambdas or scaled_lambdas(base.lambdas, g), label=f"gradient x{g}",
-        extra={"training": {"init": {"kind": "checkpoint", "checkpoint": base.name,
-                                     "sha256": base.sha256()}}})
+from .helpers import gradient_variant as _variant
+from .helpers import random_checkpoint, scene
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ save it as a user checkpoint and hand it back to the window, which selects it an
 fuses again so that the effect is seen at once.
 
 The training itself is ``core.training.fine_tune`` and ``save_fine_tuned``; they run
-in a :class:`FineTuneWorker` (QObject) on a QThread, wired as the fusion worker:
-``thread.started -> worker.run``, ``worker.finished/failed -> thread.quit``,
-``deleteLater`` on both. ``fine_tune`` checks the cancel flag before each step, so
+in a :class:`FineTuneWorker` (QObject) on a QThread, started as the fusion worker is
+(``background.WorkerThread``). ``fine_tune`` checks the cancel flag before each step, so
 Cancel, closing the dialog and closing the window stop the run within one step;
 nothing is saved then. Only numpy arrays and plain dataclasses cross threads: the
 model is saved on the worker thread and the window receives the saved
@@ -18,21 +17,21 @@ from __future__ import annotations
 import html
 import logging
 import re
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QDialog, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QMessageBox, QProgressBar, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from .. import paths
 from ..core.checkpoints import DEFAULT_MODEL, MANIFEST, Checkpoint
 from ..core.errors import Cancelled, PmgiError
 from ..core.tasks import FusionTask, Lambdas, PipelineOptions, get_task
+from .background import CancellableWorker, WorkerThread
+from .messages import MessageBoxes, ask_yes_no
 
 __all__ = ["Preset", "PRESETS", "FineTuneRequest", "FineTuneOutcome", "FineTuneFailure",
            "FineTuneWorker", "FineTuneDialog", "default_name", "name_problem", "gui_threads"]
@@ -119,7 +118,9 @@ def gui_threads() -> int:
 
 
 def default_name(task: str, base: str) -> str:
-    """``<base>-tuned``, or ``-tuned-2``, ``-tuned-3``, ... when that is taken."""
+    """``<base>-tuned``, or ``-tuned-2``, ``-tuned-3``, ... when that is taken; a blend's
+    name (``paper@g1.41``) becomes ``paper-g1.41-tuned``."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", base)
     stem = re.sub(r"-tuned(-\d+)?$", "", base)[:48] or "checkpoint"
     n = 1
     while True:
@@ -165,7 +166,7 @@ class FineTuneFailure:
     details: str = ""
 
 
-class FineTuneWorker(QObject):
+class FineTuneWorker(CancellableWorker):
     """Fine-tunes and saves one checkpoint; lives on its own QThread."""
 
     progress = Signal(int, int, float)  # step, total, loss
@@ -175,14 +176,6 @@ class FineTuneWorker(QObject):
     def __init__(self, request: FineTuneRequest):
         super().__init__()
         self.request = request
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        """Thread-safe: called from the GUI thread while ``run`` works."""
-        self._cancel.set()
-
-    def is_cancelled(self) -> bool:
-        return self._cancel.is_set()
 
     @Slot()
     def run(self) -> None:
@@ -232,10 +225,10 @@ class FineTuneDialog(QDialog):
         self.device = device
         self.pair_name = pair_name
         self.messages: list[tuple[str, str, str]] = []  # (level, title, text), newest last
-        self._thread: QThread | None = None
-        self._worker: FineTuneWorker | None = None
+        self._run = WorkerThread(self)
+        self._run.ended.connect(self._on_thread_finished)
         self._started = 0.0
-        self._open_boxes: list[QMessageBox] = []
+        self._boxes = MessageBoxes(self)
         self.setWindowTitle("Fine-tune on this pair")
         # The window stays visible (to compare) but cannot change the pair meanwhile.
         self.setWindowModality(Qt.WindowModality.WindowModal)
@@ -366,30 +359,15 @@ class FineTuneDialog(QDialog):
     # ------------------------------------------------------------------ dialogs
 
     def ask_yes_no(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self, title, text,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_yes_no(self, title, text)
 
     def show_message(self, level: str, title: str, text: str) -> None:
         """Tell the user here (status line and a non-modal box) and log it."""
         self.messages.append((level, title, text))
         self.status_label.setText(f"{title}: {text}")
         self._log(f"{title}: {text}", level)
-        if not self.isVisible():
-            return
-        icon = {"error": QMessageBox.Icon.Critical, "warning": QMessageBox.Icon.Warning}.get(
-            level, QMessageBox.Icon.Information)
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
-        box.setModal(False)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda _=0, b=box: self._forget_box(b))
-        self._open_boxes.append(box)
-        box.show()
-
-    def _forget_box(self, box: QMessageBox) -> None:
-        if box in self._open_boxes:
-            self._open_boxes.remove(box)
+        if self.isVisible():
+            self._boxes.show(level, title, text)
 
     def _log(self, text: str, level: str = "info") -> None:
         getattr(log, {"error": "error", "warning": "warning"}.get(level, "info"))(text)
@@ -398,11 +376,11 @@ class FineTuneDialog(QDialog):
     # ------------------------------------------------------------------ running
 
     def is_running(self) -> bool:
-        return self._thread is not None
+        return self._run.is_running()
 
     @property
     def worker(self) -> FineTuneWorker | None:
-        return self._worker
+        return self._run.worker
 
     def request(self, overwrite: bool = False) -> FineTuneRequest:
         c = self.checkpoint
@@ -434,21 +412,10 @@ class FineTuneDialog(QDialog):
                 return False
             overwrite = True
         request = self.request(overwrite)
-        thread = QThread()
-        thread.setObjectName("fine-tune")
         worker = FineTuneWorker(request)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        worker.finished.connect(thread.quit)
-        worker.failed.connect(thread.quit)
-        worker.finished.connect(worker.deleteLater)
-        worker.failed.connect(worker.deleteLater)
-        thread.finished.connect(self._on_thread_finished)
-        thread.finished.connect(thread.deleteLater)
-        self._thread, self._worker = thread, worker
         self._started = time.perf_counter()
         self.progress_bar.setRange(0, request.steps)
         self.progress_bar.setValue(0)
@@ -458,36 +425,27 @@ class FineTuneDialog(QDialog):
         self._log(f"fine-tuning {self.checkpoint.name} into {name} on "
                   f"{self.pair_name or 'the loaded pair'}: {request.lambdas.describe(self.task)}, "
                   f"{request.steps} steps")
-        thread.start()
+        self._run.start(worker, "fine-tune")
         return True
 
     @Slot()
     def cancel(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        if self._run.worker is not None:
+            self._run.worker.cancel()
             self.status_label.setText("Cancelling after the current step...")
 
     def stop(self, timeout_ms: int = 30000) -> bool:
         """Cancel, quit and wait for the thread (dialog or window closing). True if it ended."""
-        thread, worker = self._thread, self._worker
-        if thread is None:
+        if not self._run.is_running():
             return True
-        if worker is not None:
-            worker.cancel()
-        thread.requestInterruption()
-        thread.quit()
-        ended = thread.wait(timeout_ms)
+        ended = self._run.stop(timeout_ms)
         if ended:
-            self._thread = self._worker = None
             self._set_running(False)
-        else:
-            log.error("the fine-tuning thread did not stop within %d ms", timeout_ms)
         return ended
 
     def done(self, result: int) -> None:  # accept, reject, Esc and close all end here
         self.stop()
-        for box in list(self._open_boxes):
-            box.close()
+        self._boxes.close_all()
         super().done(result)
 
     def _set_running(self, running: bool) -> None:
@@ -530,7 +488,4 @@ class FineTuneDialog(QDialog):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        if self._thread is None or self.sender() != self._thread:
-            return  # a thread that stop() already waited for
-        self._thread = self._worker = None
         self._set_running(False)

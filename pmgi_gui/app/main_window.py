@@ -22,8 +22,7 @@ import numpy as np
 from PySide6.QtCore import QByteArray, Qt, QThread, QTimer, Slot
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSlider,
+                               QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
 from ..core import comparison
@@ -36,7 +35,12 @@ from ..core.imageio import read_image, write_image
 from ..core.spec import DEFAULT_TILE
 from ..core.tasks import PAN_RATIO, TASKS, PipelineOptions, check_pair, get_task
 from ..paths import resources_dir, user_checkpoints_dir
+from ..core.family import family_for
+from .background import start_worker
+from .gradient_scale import GradientScaleControl
+from .messages import MessageBoxes, ask_yes_no
 from .metrics_panel import MetricsPanel, metric_specs
+from .pictures import PictureMaker
 from .report import write_metrics_report
 from .settings import Settings, geometry_store
 from .sources import IMAGE_SUFFIXES, Source, demo_sources, find_pair
@@ -82,7 +86,7 @@ class MainWindow(QMainWindow):
         self.tile = DEFAULT_TILE
         self._peak: float | None = None
         self._display_cache: dict[tuple, np.ndarray] = {}  # source pictures; cleared with them
-        self._open_boxes: list[QMessageBox] = []
+        self._boxes = MessageBoxes(self)
         self._flicker_on_ref = False
         self._closing = False
         self.fine_tune_dialog = None  # FineTuneDialog, made when first opened
@@ -104,11 +108,9 @@ class MainWindow(QMainWindow):
         self.flicker_timer = QTimer(self)
         self.flicker_timer.setInterval(FLICKER_MS)
         self.flicker_timer.timeout.connect(self._on_flicker)
-        # Dragging the swipe divider asks for many redraws: draw at most every 30 ms.
-        self.swipe_timer = QTimer(self)
-        self.swipe_timer.setSingleShot(True)
-        self.swipe_timer.setInterval(30)
-        self.swipe_timer.timeout.connect(self._refresh_fused_view)
+        # Differences and MS-on-the-PAN-grid pictures: large ones on a thread.
+        self.pictures = PictureMaker(self)
+        self.pictures.ready.connect(self._on_picture_ready)
 
         self._build_actions()
         self._build_ui()
@@ -239,6 +241,12 @@ class MainWindow(QMainWindow):
         self.fine_tune_button.clicked.connect(self.act_fine_tune.trigger)
         row.addWidget(self.fine_tune_button)
         lay.addLayout(row)
+        # Shown only for a checkpoint with gradient-scaled variants (core.family).
+        self.gradient_control = GradientScaleControl()
+        self.gradient_control.hide()
+        self.gradient_control.scale_changed.connect(self._on_gradient_scale_changed)
+        self.gradient_control.scale_chosen.connect(self._on_gradient_scale_chosen)
+        lay.addWidget(self.gradient_control)
         lay.addWidget(self.lambdas_label)
         lay.addWidget(self.no_checkpoint_label)
         lay.addWidget(import_button)
@@ -343,7 +351,6 @@ class MainWindow(QMainWindow):
         link_views(self.panels)
         self.panel_a.file_dropped.connect(lambda path: self._on_dropped("a", path))
         self.panel_b.file_dropped.connect(lambda path: self._on_dropped("b", path))
-        self.panel_fused.divider.sigPositionChanged.connect(lambda *_: self.swipe_timer.start())
         lay.addLayout(views, 1)
         self.inspector_label = QLabel("Move the cursor over an image to read its values.")
         self.inspector_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -403,20 +410,11 @@ class MainWindow(QMainWindow):
         """List the devices on a thread (it imports torch); the list fills in when done."""
         if self._devices_found or self._device_thread is not None:
             return
-        thread = QThread()
-        thread.setObjectName("find-devices")
         finder = DeviceFinder()
-        finder.moveToThread(thread)
-        thread.started.connect(finder.run)
         finder.finished.connect(self._on_devices_found)
         finder.failed.connect(self._on_devices_failed)
-        for signal in (finder.finished, finder.failed):
-            signal.connect(thread.quit)
-            signal.connect(finder.deleteLater)
-        thread.finished.connect(self._on_device_thread_finished)
-        thread.finished.connect(thread.deleteLater)
-        self._device_thread, self._device_finder = thread, finder
-        thread.start()
+        self._device_finder = finder
+        self._device_thread = start_worker(finder, "find-devices", self._on_device_thread_finished)
 
     @Slot(object)
     def _on_devices_found(self, devices: list) -> None:
@@ -450,30 +448,15 @@ class MainWindow(QMainWindow):
         return Path(name) if name else None
 
     def ask_yes_no(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self, title, text,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_yes_no(self, title, text)
 
     def show_message(self, level: str, title: str, text: str) -> None:
         """Tell the user: status bar, log, and a non-modal message box (never blocks)."""
         self.messages.append((level, title, text))
         self.log(f"{title}: {text}", level)
         self.statusBar().showMessage(f"{title}: {text}", 15000)
-        if self._closing:
-            return
-        icon = {"error": QMessageBox.Icon.Critical, "warning": QMessageBox.Icon.Warning}.get(
-            level, QMessageBox.Icon.Information)
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
-        box.setModal(False)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda _=0, b=box: self._forget_box(b))
-        self._open_boxes.append(box)
-        box.show()
-
-    def _forget_box(self, box: QMessageBox) -> None:
-        if box in self._open_boxes:
-            self._open_boxes.remove(box)
+        if not self._closing:
+            self._boxes.show(level, title, text)
 
     def log(self, text: str, level: str = "info") -> None:
         getattr(log, {"error": "error", "warning": "warning"}.get(level, "info"))(text)
@@ -558,7 +541,8 @@ class MainWindow(QMainWindow):
             self.pmgi_check.setEnabled(False)
             self.pmgi_check.setToolTip(explanation)
         self.checkpoint_combo.blockSignals(False)
-        self._on_checkpoint_chosen()
+        # The slider where it was left, unless a checkpoint was just picked for the user.
+        self._show_checkpoint(restore_scale=select is None)
 
     def _checkpoint_tip(self, c: Checkpoint) -> str:
         t = get_task(self.task)
@@ -569,11 +553,16 @@ class MainWindow(QMainWindow):
         return "\n".join(lines)
 
     def current_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint PMGI runs with: the selected one, or where the texture slider
+        stands in its family (a member, or a blend that the worker computes)."""
         path = self.checkpoint_combo.currentData()
         if not path:
             return None
         try:
-            return load_checkpoint(path)
+            selected = load_checkpoint(path)  # still there and valid
+            if self.gradient_control.family is not None:
+                return self.gradient_control.checkpoint()
+            return selected
         except CheckpointError as exc:
             self.show_message("error", "Checkpoint unusable", str(exc))
             return None
@@ -589,23 +578,57 @@ class MainWindow(QMainWindow):
             raise PmgiError(f"no checkpoint {name!r} for {self.task} (have {', '.join(names)})")
         self.checkpoint_combo.setCurrentIndex(names.index(name))
 
-    @Slot()
-    def _on_checkpoint_chosen(self, *_) -> None:
+    @Slot(int)
+    def _on_checkpoint_chosen(self, _index: int) -> None:
+        self._show_checkpoint(restore_scale=False)
+
+    def _show_checkpoint(self, *, restore_scale: bool) -> None:
+        """The selected checkpoint's loss weights, and the texture slider when it has a
+        family: at the selected member's scale, or (``restore_scale``) where the user
+        left it for this task."""
         self._update_fine_tune_enabled()
+        control = self.gradient_control
+        control.clear()
+        control.hide()
         path = self.checkpoint_combo.currentData()
         if not path:
             self.lambdas_label.setText("")
             return
-        t = get_task(self.task)
         try:
             c = load_checkpoint(path)
+            family = family_for(c)  # manifests only: the weights are not read here
         except CheckpointError as exc:
             self.lambdas_label.setText(str(exc))
             return
         self.settings.checkpoints[self.task] = c.name
+        if family is not None:
+            own = next(g for g, m in family.members if m.sha256() == c.sha256())
+            remembered = self.settings.gradient_scales.get(self.task)
+            lo, hi = family.range
+            scale = remembered if restore_scale and remembered and lo <= remembered <= hi else own
+            control.set_family(family, self.task, scale)
+            control.show()
+            self.settings.gradient_scales[self.task] = control.scale()
+            c = control.checkpoint()
+        self._show_lambdas(c)
+
+    def _show_lambdas(self, c: Checkpoint) -> None:
         # In words and numbers: which image's intensity and gradient the network keeps.
+        t = get_task(self.task)
         self.lambdas_label.setText(f"Loss weights (λ): {c.lambdas.describe(t)}")
         self.lambdas_label.setToolTip(self._checkpoint_tip(c))
+
+    @Slot(float)
+    def _on_gradient_scale_changed(self, scale: float) -> None:
+        self.settings.gradient_scales[self.task] = scale
+        self._show_lambdas(self.gradient_control.checkpoint())
+
+    @Slot(float)
+    def _on_gradient_scale_chosen(self, _scale: float) -> None:
+        """The texture slider was let go: fuse again with PMGI at the new scale, through
+        the same job runner as the Fuse button (one job at a time, newest wins)."""
+        if self.ready() and self.pmgi_check.isEnabled() and self.pmgi_check.isChecked():
+            self.request_fusion(pmgi_only=True)
 
     def import_checkpoint_dialog(self) -> None:
         folder = self.ask_directory("Import a PMGI checkpoint folder", self.settings.checkpoint_dir)
@@ -751,6 +774,7 @@ class MainWindow(QMainWindow):
     def _on_colormap_chosen(self, name: str) -> None:
         self.settings.pet_colormap = name
         self._display_cache.clear()
+        self.pictures.clear()
         self._refresh_source_views()
 
     def pipeline_options(self) -> PipelineOptions:
@@ -825,6 +849,7 @@ class MainWindow(QMainWindow):
     def _sources_changed(self) -> None:
         self.runner.discard()
         self._display_cache.clear()
+        self.pictures.clear()
         self._clear_results()
         t = get_task(self.task)
         a, b = self.sources["a"], self.sources["b"]
@@ -869,22 +894,27 @@ class MainWindow(QMainWindow):
 
     def _source_display(self, role: str, on_fused_grid: bool = False) -> np.ndarray | None:
         """The picture of source ``role``; ``on_fused_grid``: of A brought to the fused
-        image's grid (pan-sharpening's upsampled MS), to compare with a result."""
+        image's grid (pan-sharpening's upsampled MS), to compare with a result: None
+        while that is being made (seconds at 16 megapixels, on a thread)."""
         src = self.sources[role]
         if src is None:
             return None
-        on_fused_grid = on_fused_grid and role == "a" and self.task == "pan-sharpening"
+        if on_fused_grid and role == "a" and self.task == "pan-sharpening":
+            task, pixels, peak, b = self.task, src.pixels, self._peak, self.sources["b"]
+
+            def make():  # on the picture thread: arrays only
+                return comparison.task_display(task, comparison.on_fused_grid(task, pixels), peak)
+
+            size = b.pixels.shape[0] * b.pixels.shape[1] if b is not None else pixels.size
+            return self.pictures.get(("grid", role), make, size)
 
         def make():
-            pixels = src.pixels
-            if on_fused_grid:
-                pixels = comparison.on_fused_grid(self.task, pixels)
-            x = self._display(pixels)
+            x = self._display(src.pixels)
             if self.task == "medical" and role == "a" and x.ndim == 2:
                 x = apply_colormap(x, self.colormap_combo.currentText())  # a gray PET
             return x
 
-        return self._cached((role, on_fused_grid), make)
+        return self._cached((role, False), make)
 
     def _a_scale(self) -> float:
         a, b = self.sources["a"], self.sources["b"]
@@ -933,8 +963,9 @@ class MainWindow(QMainWindow):
         self._method_picked = True
         self.show_combo.setCurrentIndex(index)
 
-    def reference_image(self) -> tuple[str, np.ndarray] | None:
-        """(name, display image on the fused grid) that the fused view is compared with."""
+    def reference_image(self) -> tuple[str, np.ndarray | None] | None:
+        """(name, display image on the fused grid) that the fused view is compared with;
+        the image is None while it is being made."""
         key = self.reference_combo.currentData()
         t = get_task(self.task)
         if key in ("a", "b") and self.sources[key] is not None:
@@ -955,9 +986,7 @@ class MainWindow(QMainWindow):
         if mode == "swipe":
             shown = panel.shown()
             if shown is not None and not (0 < panel.divider.value() < shown.shape[1]):
-                panel.divider.blockSignals(True)
                 panel.divider.setValue(shown.shape[1] / 2)
-                panel.divider.blockSignals(False)
         panel.divider.setVisible(mode == "swipe")
         if mode == "flicker":
             self._flicker_on_ref = False
@@ -986,13 +1015,19 @@ class MainWindow(QMainWindow):
         outcome = self.results[method]
         fused = self._result_display(outcome)
         mode = self.compare_mode()
-        ref = self.reference_image() if mode != "fused" else None
         levels = (0, 255)
-        title = f"{outcome.name}: {outcome.result.seconds:.2f} s on {outcome.result.device}"
-        shown = fused
+        r = outcome.result
+        ckpt = f" ({r.checkpoint})" if r.checkpoint else ""
+        title = f"{outcome.name}{ckpt}: {r.seconds:.2f} s on {r.device}"
+        shown, right = fused, None
         try:
-            if mode == "swipe" and ref is not None:
-                shown = comparison.swipe(fused, ref[1], panel.divider.value())
+            ref = self.reference_image() if mode != "fused" else None
+            if ref is not None and ref[1] is None:
+                title = f"{outcome.name} (preparing the {ref[0]} image to compare...)"
+            elif mode == "swipe" and ref is not None:
+                if ref[1].shape[:2] != fused.shape[:2]:
+                    raise ValueError(f"images differ in size: {fused.shape[:2]} and {ref[1].shape[:2]}")
+                right = ref[1]  # drawn right of the divider: dragging it composes nothing
                 title = f"Swipe: {outcome.name} (left) | {ref[0]} (right)"
             elif mode == "flicker" and ref is not None:
                 if self._flicker_on_ref:
@@ -1000,15 +1035,32 @@ class MainWindow(QMainWindow):
                 else:
                     title = f"Flicker: {outcome.name}"
             elif mode == "difference" and ref is not None:
-                shown = comparison.absolute_difference(fused, ref[1])
-                peak = int(shown.max())
-                levels = (0, max(peak, 1))
-                title = f"|{outcome.name} − {ref[0]}| (white = {peak} grey levels)"
+                difference = self._difference(method, fused, ref[1])
+                if difference is None:
+                    title = f"{outcome.name} (computing the difference with {ref[0]}...)"
+                else:
+                    shown, peak = difference
+                    levels = (0, max(peak, 1))
+                    title = f"|{outcome.name} − {ref[0]}| (white = {peak} grey levels)"
         except ValueError as exc:
             title = f"{outcome.name} (cannot compare: {exc})"
-            shown = fused
+            shown, right = fused, None
         panel.set_image(shown, levels=levels)
+        panel.set_swipe(right)
         panel.set_title(title)
+
+    def _difference(self, method: str, fused: np.ndarray, ref: np.ndarray):
+        """(|fused - ref|, its largest value), or None while it is made on a thread."""
+        def make():  # on the picture thread when large: arrays only
+            d = comparison.absolute_difference(fused, ref)
+            return d, int(d.max())
+
+        key = ("difference", method, self.reference_combo.currentData())
+        return self.pictures.get(key, make, fused.shape[0] * fused.shape[1])
+
+    @Slot(object)
+    def _on_picture_ready(self, _key) -> None:
+        self._refresh_fused_view()
 
     # ==================================================================== pixel inspector
 
@@ -1076,13 +1128,18 @@ class MainWindow(QMainWindow):
         if self._sources_are_demo() and self.ready():
             self.request_fusion(cheapest_first=True)
 
-    def request_fusion(self, *, cheapest_first: bool = False) -> int | None:
+    def request_fusion(self, *, cheapest_first: bool = False, pmgi_only: bool = False) -> int | None:
         """Fuse the sources with the chosen methods; a running job is cancelled first.
 
         ``cheapest_first``: run the first baseline (``average``, a per-pixel mean) before
         PMGI, so that a result is on screen while PMGI, or torch, is still loading;
         PMGI's result replaces it in the view unless the user chose one. Results are
         listed in the usual order (PMGI first) either way.
+
+        ``pmgi_only`` (the checkpoint changed, nothing else): when every other chosen
+        method already has its result and no job runs, only PMGI runs again and the
+        other results stay; PMGI's previous result stays on screen until the new one
+        replaces it. Otherwise all chosen methods run, as with the Fuse button.
         """
         if not all(self.sources.values()):
             self.show_message("warning", "Nothing to fuse", "Load both source images first.")
@@ -1102,19 +1159,25 @@ class MainWindow(QMainWindow):
             return None
         keys = window_metric_keys(self.task)
         order = [key for key, _ in methods]
-        if cheapest_first and methods[0][0] == PMGI_METHOD and len(methods) > 1:
+        keep = (pmgi_only and order[0] == PMGI_METHOD and order == self._method_order
+                and not self.runner.is_job_active() and all(k in self.results for k in order[1:]))
+        if keep:
+            methods = methods[:1]
+        elif cheapest_first and methods[0][0] == PMGI_METHOD and len(methods) > 1:
             methods = [methods[1], methods[0], *methods[2:]]
         job = FusionJob(task=self.task, a=self.sources["a"].pixels, b=self.sources["b"].pixels,
                         methods=tuple(methods), checkpoint=checkpoint,
                         device=self.device_combo.currentData() or "auto",
                         options=self.pipeline_options(), tile=self.tile, metric_keys=keys,
                         display_peak=self._peak)
-        self._clear_results()
-        self._method_order = order
-        self.metrics_panel.set_order(order)
+        if not keep:
+            self._clear_results()
+            self._method_order = order
+            self.metrics_panel.set_order(order)
         job_id = self.runner.submit(job)
         names = ", ".join(n for _, n in methods)
-        self.log(f"job {job_id}: {self.task} with {names}")
+        with_checkpoint = f" ({checkpoint.name})" if checkpoint is not None else ""
+        self.log(f"job {job_id}: {self.task} with {names}{with_checkpoint}")
         self.progress_label.setText("Starting...")
         return job_id
 
@@ -1125,6 +1188,7 @@ class MainWindow(QMainWindow):
 
     def _clear_results(self) -> None:
         self.results.clear()
+        self.pictures.forget(lambda key: key[0] == "difference")
         self._method_picked = False
         self.show_combo.blockSignals(True)
         self.show_combo.clear()
@@ -1170,11 +1234,15 @@ class MainWindow(QMainWindow):
     def _on_method_finished(self, outcome: MethodOutcome) -> None:
         """A result, fused; its metrics follow (:meth:`_on_metrics_ready`)."""
         self.results[outcome.method] = outcome
+        self.pictures.forget(lambda key: key[0] == "difference" and outcome.method in key[1:])
         self.results = dict(sorted(self.results.items(), key=lambda kv: self._rank(kv[0])))
         combo = self.show_combo
         combo.blockSignals(True)
-        at = sum(self._rank(combo.itemData(i)) < self._rank(outcome.method) for i in range(combo.count()))
-        combo.insertItem(at, outcome.name, outcome.method)
+        at = combo.findData(outcome.method)  # listed already when PMGI alone ran again
+        if at < 0:
+            at = sum(self._rank(combo.itemData(i)) < self._rank(outcome.method)
+                     for i in range(combo.count()))
+            combo.insertItem(at, outcome.name, outcome.method)
         # The first result is shown; PMGI's takes its place unless the user chose one.
         if combo.count() == 1 or (outcome.method == PMGI_METHOD and not self._method_picked):
             combo.setCurrentIndex(at)
@@ -1384,15 +1452,14 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self._closing = True
         self.flicker_timer.stop()
-        self.swipe_timer.stop()
+        self.gradient_control.choose_timer.stop()
         self.runner.stop()
+        self.pictures.stop()
         if self.fine_tune_dialog is not None:
             self.fine_tune_dialog.stop()
         if self._device_thread is not None:  # an import cannot be interrupted: wait for it
             self._device_thread.quit()
             self._device_thread.wait()
-        for box in list(self._open_boxes):
-            box.close()
-        self._open_boxes.clear()
+        self._boxes.close_all()
         self.save_settings()
         super().closeEvent(event)

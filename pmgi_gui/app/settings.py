@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class Settings:
     checkpoint_dir: str = ""
     # Task name -> name of the checkpoint last chosen for it.
     checkpoints: dict = field(default_factory=dict)
+    # Task name -> gradient scale last chosen on its checkpoint family's texture slider.
+    gradient_scales: dict = field(default_factory=dict)
     # Baseline keys the user switched off.
     baselines_off: list = field(default_factory=list)
     pet_colormap: str = "hot"
@@ -60,6 +63,9 @@ class Settings:
         out.checkpoints = {str(k): str(v) for k, v in out.checkpoints.items()
                            if k in TASK_NAMES and isinstance(v, str)}
         out.baselines_off = [str(k) for k in out.baselines_off if isinstance(k, str)]
+        out.gradient_scales = {k: float(v) for k, v in out.gradient_scales.items()
+                               if k in TASK_NAMES and isinstance(v, (int, float))
+                               and not isinstance(v, bool) and math.isfinite(v) and v > 0}
         return out
 
     @classmethod

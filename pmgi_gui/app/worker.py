@@ -3,10 +3,10 @@
 A :class:`FusionWorker` (QObject) runs one :class:`FusionJob` on a QThread: first it
 fuses with every chosen method, reporting each result as it is done, then it scores
 them (metrics take longer than most fusions: FMI_pixel alone is about 80 s at 16
-megapixels), reporting each method's metrics. It is wired wired as superqt's
-``new_worker_qthread``: ``thread.started -> worker.run``, ``worker.finished/failed ->
-thread.quit``, ``deleteLater`` on both. The core honours ``cancel`` between tiles
-and between methods, so a job stops within one tile.
+megapixels), reporting each method's metrics. It is started as every worker of the
+application is (``background.WorkerThread``: superqt's ``new_worker_qthread`` wiring).
+The core honours ``cancel`` between tiles and between methods, so a job stops within
+one tile.
 
 :class:`FusionRunner` is what the window owns: one job at a time; a new request
 cancels the running job and starts once its thread has ended; ``stop()`` on close
@@ -21,14 +21,12 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
-
+from PySide6.QtCore import QObject, Signal, Slot
 
 from ..core.checkpoints import Checkpoint
 from ..core.comparison import task_display
@@ -36,6 +34,7 @@ from ..core.errors import Cancelled, PmgiError
 from ..core.fusion import PMGI_METHOD, FusionResult, PmgiFuser, fuse
 from ..core.spec import DEFAULT_TILE
 from ..core.tasks import PipelineOptions
+from .background import CancellableWorker, WorkerThread
 
 __all__ = ["FusionJob", "MethodOutcome", "JobSummary", "JobFailure", "FusionWorker",
            "FusionRunner", "DeviceFinder", "find_devices", "freeze_long_lived_objects",
@@ -153,7 +152,7 @@ class JobFailure:
     details: str = ""
 
 
-class FusionWorker(QObject):
+class FusionWorker(CancellableWorker):
     """Runs one job; lives on its own QThread."""
 
     # job id, fraction done 0..1, what is running
@@ -166,14 +165,6 @@ class FusionWorker(QObject):
     def __init__(self, job: FusionJob):
         super().__init__()
         self.job = job
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        """Thread-safe: called from the GUI thread while ``run`` works."""
-        self._cancel.set()
-
-    def is_cancelled(self) -> bool:
-        return self._cancel.is_set()
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
@@ -273,40 +264,45 @@ class FusionRunner(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: FusionWorker | None = None
+        self._run = WorkerThread(self)
+        self._run.ended.connect(self._on_thread_finished)
         self._pending: FusionJob | None = None
         self._next_id = 0
         self._current_id = -1
+        self._ended_id = -1  # the latest job that reported finished or failed
 
     @property
     def worker(self) -> FusionWorker | None:
-        return self._worker
+        return self._run.worker
 
     @property
     def current_job_id(self) -> int:
         return self._current_id
 
     def is_running(self) -> bool:
-        return self._thread is not None
+        return self._run.is_running()
+
+    def is_job_active(self) -> bool:
+        """The latest submitted job has not reported its end yet (its thread may still
+        be ending after it has: see :meth:`is_running`)."""
+        return self._current_id != -1 and self._ended_id != self._current_id
 
     def submit(self, job: FusionJob) -> int:
         """Start ``job``, cancelling the running one first. Returns the job's id."""
         self._next_id += 1
         job = replace(job, job_id=self._next_id)
         self._current_id = job.job_id
-        if self._thread is not None:
+        if self._run.is_running():
             self._pending = job
-            if self._worker is not None:
-                self._worker.cancel()
+            self._run.worker.cancel()
         else:
             self._start(job)
         return job.job_id
 
     def cancel(self) -> None:
         self._pending = None
-        if self._worker is not None:
-            self._worker.cancel()
+        if self._run.worker is not None:
+            self._run.worker.cancel()
 
     def discard(self) -> None:
         """Cancel and drop the running job: none of its signals reach the window any more
@@ -317,41 +313,22 @@ class FusionRunner(QObject):
     def stop(self, timeout_ms: int = 30000) -> bool:
         """Cancel, quit and wait for the thread (window closing). True if it ended."""
         self._pending = None
-        thread, worker = self._thread, self._worker
-        if thread is None:
+        if not self._run.is_running():
             return True
-        if worker is not None:
-            worker.cancel()
-        thread.requestInterruption()
-        thread.quit()
-        ended = thread.wait(timeout_ms)
+        ended = self._run.stop(timeout_ms)
         if ended:
-            self._thread = self._worker = None
             self.busy_changed.emit(False)
-        else:
-            log.error("the fusion thread did not stop within %d ms", timeout_ms)
         return ended
 
     def _start(self, job: FusionJob) -> None:
-        thread = QThread()
-        thread.setObjectName(f"fusion-job-{job.job_id}")
         worker = FusionWorker(job)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.progress.connect(self._on_progress)
         worker.method_finished.connect(self._on_method_finished)
         worker.metrics_ready.connect(self._on_metrics_ready)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        worker.finished.connect(thread.quit)
-        worker.failed.connect(thread.quit)
-        worker.finished.connect(worker.deleteLater)
-        worker.failed.connect(worker.deleteLater)
-        thread.finished.connect(self._on_thread_finished)
-        thread.finished.connect(thread.deleteLater)
-        self._thread, self._worker = thread, worker
         self.busy_changed.emit(True)
-        thread.start()
+        self._run.start(worker, f"fusion-job-{job.job_id}")
 
     @Slot(int, float, str)
     def _on_progress(self, job_id: int, fraction: float, text: str) -> None:
@@ -371,18 +348,17 @@ class FusionRunner(QObject):
     @Slot(object)
     def _on_finished(self, summary: JobSummary) -> None:
         if summary.job_id == self._current_id:
+            self._ended_id = summary.job_id
             self.finished.emit(summary)
 
     @Slot(object)
     def _on_failed(self, failure: JobFailure) -> None:
         if failure.job_id == self._current_id:
+            self._ended_id = failure.job_id
             self.failed.emit(failure)
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        if self._thread is None or self.sender() != self._thread:
-            return  # a thread that stop() already waited for
-        self._thread = self._worker = None
         pending, self._pending = self._pending, None
         if pending is not None:
             self._start(pending)

@@ -61,7 +61,9 @@ def to_display(pixels: np.ndarray, peak: float | None = None, *,
     if peak is None:
         peak = display_peak(x)
     y = x.astype(np.float32) * (255.0 / peak)
-    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+    # C order: picking bands leaves the array strided, and a view would copy it (48 MB
+    # at 16 megapixels, ~100 ms) on the GUI thread at every redraw.
+    return np.ascontiguousarray(np.clip(np.rint(y), 0, 255).astype(np.uint8))
 
 
 def task_display(task: str, pixels: np.ndarray, peak: float | None = None) -> np.ndarray:

@@ -133,3 +133,60 @@ def test_demo_sources_are_valid_for_every_task():
         a, b = demo_sources(task)
         check_pair(task, a.pixels, b.pixels)
 
+
+
+def test_dragging_the_swipe_divider_composes_no_picture(qtbot, window, tmp_path):
+    """The reference is drawn right of the divider over the result: moving it only
+    redraws, whatever the image's size."""
+    w = window
+    a, _ = _fused_window(qtbot, window, tmp_path)
+    fused = w.results["average"].result.pixels
+    w.reference_combo.setCurrentIndex(w.reference_combo.findData("a"))
+    w.mode_actions["swipe"].trigger()
+    panel = w.panel_fused
+    base = panel.image.image
+    for x in (10, 45, 70):
+        panel.divider.setValue(x)
+        assert panel.image.image is base and panel.overlay.left == x
+        assert np.array_equal(panel.shown(), comparison.swipe(fused, a, x))
+    w.mode_actions["fused"].trigger()
+    assert not panel.overlay.isVisible() and np.array_equal(panel.shown(), fused)
+
+
+def test_large_differences_are_made_off_the_gui_thread(qtbot, window, tmp_path):
+    w = window
+    a, _ = _fused_window(qtbot, window, tmp_path)
+    fused = w.results["average"].result.pixels
+    w.pictures.sync_pixels = 0  # as if the pair were large
+    w.reference_combo.setCurrentIndex(w.reference_combo.findData("a"))
+    w.mode_actions["difference"].trigger()
+    # Meanwhile the result itself, saying so.
+    assert "computing the difference" in w.panel_fused.title.text()
+    assert np.array_equal(w.panel_fused.shown(), fused)
+    diff = comparison.absolute_difference(fused, a)
+    qtbot.waitUntil(lambda: np.array_equal(w.panel_fused.shown(), diff), timeout=10_000)
+    assert "|Average − infrared|" in w.panel_fused.title.text()
+    qtbot.waitUntil(lambda: not w.pictures.is_busy(), timeout=10_000)
+    # Made once: showing it again needs no thread.
+    w.mode_actions["fused"].trigger()
+    w.mode_actions["difference"].trigger()
+    assert np.array_equal(w.panel_fused.shown(), diff) and not w.pictures.is_busy()
+
+
+def test_ms_on_the_pan_grid_is_prepared_off_the_gui_thread(qtbot, window):
+    w = window
+    w.set_task("pan-sharpening")
+    set_methods(w, pmgi=False, baselines=True)
+    fuse(qtbot, w)
+    w.pictures.sync_pixels = 0
+    w.reference_combo.setCurrentIndex(w.reference_combo.findData("a"))
+    w.mode_actions["flicker"].trigger()
+    w.flicker_timer.stop()  # stepped by hand below
+    w.flicker_toggle()
+    assert "preparing the multispectral image" in w.panel_fused.title.text()
+    a, b = w.sources["a"].pixels, w.sources["b"].pixels
+    peak = comparison.display_peak(a, b)
+    expected = comparison.task_display("pan-sharpening", comparison.on_fused_grid("pan-sharpening", a), peak)
+    qtbot.waitUntil(lambda: np.array_equal(w.panel_fused.shown(), expected), timeout=20_000)
+    assert "Flicker: multispectral" in w.panel_fused.title.text()
+    qtbot.waitUntil(lambda: not w.pictures.is_busy(), timeout=10_000)
