@@ -60,8 +60,8 @@ class Lambdas:
             raise PmgiError(f"lambdas need a_int, a_grad, b_int, b_grad as numbers, got {d!r}") from exc
 
     def describe(self, task: "FusionTask") -> str:
-        return (f"{task.role_a} intensity {self.a_int:g}, gradient {self.a_grad:g}; "
-                f"{task.role_b} intensity {self.b_int:g}, gradient {self.b_grad:g}")
+        return (f"{task.role_a} intensity {self.a_int:.4g}, gradient {self.a_grad:.4g}; "
+                f"{task.role_b} intensity {self.b_int:.4g}, gradient {self.b_grad:.4g}")
 
 
 @dataclass(frozen=True)
