@@ -254,8 +254,8 @@ def _train(args: argparse.Namespace) -> int:
                            init=args.init, resume=args.resume, overwrite=args.overwrite,
                            label=args.label, device=args.device, threads=args.threads,
                            save_every=args.save_every, eval_data=args.eval_data,
-                           exclude=args.exclude, band=args.band, progress=progress,
-                           cancel=interrupt)
+                           exclude=args.exclude, band=args.band, bn_stats=args.bn_stats,
+                           progress=progress, cancel=interrupt)
     except Cancelled as exc:
         close_bar()
         print(f"pmgi: {exc}", file=sys.stderr)
@@ -266,6 +266,18 @@ def _train(args: argparse.Namespace) -> int:
     print(f"trained {task.name} checkpoint -> {result.checkpoint.path} ({result.steps} steps on "
           f"{info['data']['pair_count']} pairs, {result.seconds:.0f} s on {info['device']}, "
           f"final loss {result.final_loss:.4g}; loss curve {result.loss_csv})")
+    return 0
+
+
+def _recalibrate(args: argparse.Namespace) -> int:
+    from .core.training import recalibrate_checkpoint
+
+    ckpt = recalibrate_checkpoint(args.checkpoint, args.task, args.data, args.output,
+                                  exclude=args.exclude, eval_data=args.eval_data,
+                                  overwrite=args.overwrite)
+    info = ckpt.extra["batch_norm_recalibrated"]
+    print(f"recalibrated {info['source']['checkpoint']} on {info['images']} whole images "
+          f"-> {ckpt.path}")
     return 0
 
 
@@ -411,7 +423,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing checkpoint or start over an interrupted run")
     p.add_argument("-o", "--output", required=True, help="checkpoint folder to write")
+    p.add_argument("--bn-stats", choices=("patches", "images"), default="patches",
+                   help="batch norm statistics for inference: the running averages over the "
+                        "training patches (default), or re-estimated on whole training images "
+                        "after the last step")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("recalibrate", help="copy a batch-norm checkpoint with its statistics "
+                                           "re-estimated on whole training images")
+    p.add_argument("checkpoint", help="checkpoint folder or installed name")
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
+    p.add_argument("--data", required=True, metavar="DIR", help="training pairs (as pmgi train)")
+    p.add_argument("--exclude", metavar="DIR", help="leave out pairs whose images are among DIR's")
+    p.add_argument("--eval-data", metavar="DIR", help="record the task's metrics on these pairs")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("-o", "--output", required=True, help="new checkpoint folder")
+    p.set_defaults(func=_recalibrate)
 
     p = sub.add_parser("self-test", help="check this installation, as `pmgi-gui --self-test`: every "
                                          "shipped checkpoint loads and fuses its task's demo pair")

@@ -282,3 +282,55 @@ def test_per_band_pan_models_gather_into_one_checkpoint(tmp_path):
         train("pan-sharpening", data, tmp_path / "x", band=4, **FAST)
     with pytest.raises(PmgiError, match="pan-sharpening"):
         train("ir-vis", data, tmp_path / "y", band=1, **FAST)
+
+
+def test_batch_norm_statistics_from_whole_images(pairs_dir, tmp_path, trained):
+    """--bn-stats images: the running statistics become the plain average, over the
+    training images, of each whole image's own moments; the weights stay."""
+    from pmgi_gui.core.training import recalibrate_checkpoint
+
+    out = recalibrate_checkpoint(trained.checkpoint, "ir-vis", pairs_dir, tmp_path / "recal")
+    before, after = _weights(trained.checkpoint), _weights(out)
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    for k in before:
+        if k not in stats and not k.endswith("num_batches_tracked"):
+            assert torch.equal(before[k], after[k]), k
+    assert all(not torch.equal(before[k], after[k]) for k in stats)
+    # By hand for the first layer of path A: its input is concat(ir, ir, vis) of each
+    # whole pair, its moments those of the batch-norm input over that image.
+    model = trained.checkpoint.load_model()
+    layer = model.a.conv1
+    means, variances = [], []
+    for k in ("p0", "p1"):
+        ir, vis = (imageio.read_image(pairs_dir / k / f) for f in ("ir.png", "vis.png"))
+        from pmgi_gui.core.tasks import network_inputs
+
+        (x, y), = network_inputs("ir-vis", ir, vis)
+        a = to_network(torch.from_numpy(np.asarray(x, np.float32)).half().float())[None, None]
+        b = to_network(torch.from_numpy(np.asarray(y, np.float32)).half().float())[None, None]
+        with torch.no_grad():
+            z = layer.conv(torch.cat([a, a, b], 1))
+        means.append(z.mean((0, 2, 3)))
+        variances.append(z.var((0, 2, 3), unbiased=True))
+    torch.testing.assert_close(after["a.conv1.bn.running_mean"], torch.stack(means).mean(0),
+                               atol=2e-3, rtol=1e-2)
+    torch.testing.assert_close(after["a.conv1.bn.running_var"], torch.stack(variances).mean(0),
+                               atol=2e-3, rtol=1e-2)
+    info = out.extra["batch_norm_recalibrated"]
+    assert info["images"] == 2 and info["source"]["sha256"] == trained.checkpoint.sha256()
+    with pytest.raises(PmgiError, match="new folder"):
+        recalibrate_checkpoint(out, "ir-vis", pairs_dir, out.path)
+    # The same at the end of training, recorded in the manifest.
+    r = train("ir-vis", pairs_dir, tmp_path / "img", seed=3, bn_stats="images", **FAST)
+    assert r.checkpoint.extra["training"]["batch_norm_statistics"]["images"] == 2
+    torch.testing.assert_close(_weights(r.checkpoint)["a.conv1.bn.running_mean"],
+                               after["a.conv1.bn.running_mean"], atol=1e-5, rtol=1e-4)
+
+
+def test_cli_recalibrate(pairs_dir, trained, tmp_path, capsys):
+    assert main(["recalibrate", str(trained.checkpoint.path), "--task", "ir-vis", "--data",
+                 str(pairs_dir), "-o", str(tmp_path / "r")]) == 0
+    assert "on 2 whole images" in capsys.readouterr().out
+    assert main(["recalibrate", str(trained.checkpoint.path), "--task", "ir-vis", "--data",
+                 str(pairs_dir), "-o", str(tmp_path / "r")]) == 2
+    assert "already holds" in capsys.readouterr().err

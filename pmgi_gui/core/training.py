@@ -25,7 +25,7 @@ import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
@@ -394,6 +394,92 @@ def load_training_data(task: str, root: str | os.PathLike, *, patch: int | None 
     return data
 
 
+# -- batch norm statistics from whole images ----------------------------------------
+
+BN_STATS = ("patches", "images")
+
+
+def recalibrate_batch_norm(model: PMGI, data: TrainingData,
+                           progress: Callable[[int, int], None] | None = None) -> dict:
+    """Re-estimate batch norm's running statistics from whole training images.
+
+    Training keeps running averages of the moments of 120x120 (or 60x60) patches,
+    but inference normalises whole images with them; a medical slice or an exposure
+    pair whole has other moments than its patches (black borders, large flat regions).
+    Here every training image (each MS band with PAN) runs forward once in training
+    mode with a cumulative average (momentum None): each image counts the same. The
+    weights are untouched. Measured effect: weights/README.md.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not bns:
+        raise PmgiError("the network has no batch normalisation to recalibrate")
+    device = next(model.parameters()).device
+    saved = [m.momentum for m in bns]
+    was_training = model.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        with torch.no_grad():
+            for n, it in enumerate(data.items):
+                a = torch.from_numpy(it.a.astype(np.float32))[None, None].to(device)
+                b = torch.from_numpy(it.b.astype(np.float32))[None, None].to(device)
+                model(a, b)
+                if progress is not None:
+                    progress(n + 1, len(data.items))
+    finally:
+        for m, momentum in zip(bns, saved):
+            m.momentum = momentum
+        model.train(was_training)
+    return {"from": "whole training images", "images": len(data.items),
+            "rule": "one forward pass each in training mode, cumulative average of the "
+                    "moments (each image weighs the same)"}
+
+
+def recalibrate_checkpoint(checkpoint: Checkpoint | str | os.PathLike, task: str,
+                           data: str | os.PathLike | TrainingData, output: str | os.PathLike, *,
+                           exclude: str | os.PathLike | None = None,
+                           eval_data: str | os.PathLike | None = None,
+                           overwrite: bool = False) -> Checkpoint:
+    """A copy of a batch-norm checkpoint with its statistics re-estimated on whole
+    training images (:func:`recalibrate_batch_norm`); per-band models each on their band."""
+    t = get_task(task)
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else find_checkpoint(checkpoint, t.name)
+    if ckpt.task != t.name:
+        raise CheckpointError(f"checkpoint {ckpt.name} was made for task {ckpt.task}, not {t.name}")
+    if ckpt.normalisation != "batch":
+        raise PmgiError(f"checkpoint {ckpt.name} has {ckpt.normalisation} normalisation: only "
+                        "batch norm keeps statistics to recalibrate")
+    out = Path(output)
+    if out.resolve() == ckpt.path.resolve():
+        raise PmgiError("write the recalibrated checkpoint to a new folder, not over its source")
+    if (out / "manifest.json").exists() and not overwrite:
+        raise PmgiError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
+    if not isinstance(data, TrainingData):
+        held_out = held_out_digests(t.name, exclude) if exclude else None
+        # Whole images: no pair is too small for a patch here.
+        data = load_training_data(t.name, data, patch=3, exclude=held_out)
+    models, info = {}, {}
+    for key in ckpt.models:
+        model = ckpt.load_model(int(key[4:]) if key.startswith("band") else None)
+        info = recalibrate_batch_norm(model, data.only_band(int(key[4:])) if key.startswith("band")
+                                      else data)
+        models[key] = model.eval()
+    info = {**info, "data": data.describe(), "source": {"checkpoint": ckpt.name,
+                                                        "sha256": ckpt.sha256()}}
+    extra = dict(ckpt.extra)
+    extra.pop("metrics", None)
+    if eval_data and DEFAULT_MODEL in models:
+        extra["metrics"] = evaluate_model(models[DEFAULT_MODEL], t.name, eval_data)
+    extra["batch_norm_recalibrated"] = info
+    return save_checkpoint(out, models, task=t.name, lambdas=ckpt.lambdas,
+                           label=f"{ckpt.label}, batch norm statistics of whole images",
+                           provenance={**ckpt.provenance, "recalibrated": datetime.now(
+                               timezone.utc).isoformat(timespec="seconds")},
+                           extra=extra)
+
+
 # -- trainer ---------------------------------------------------------------------
 
 @dataclass
@@ -409,6 +495,7 @@ class TrainConfig:
     seed: int = 0
     flips: bool = True
     band: int | None = None  # pan-sharpening: train the model of this MS band only
+    bn_stats: str = "patches"  # "images": batch norm statistics re-estimated on whole images
 
     def validate(self) -> "TrainConfig":
         get_task(self.task)
@@ -423,6 +510,8 @@ class TrainConfig:
             raise PmgiError(f"the learning rate must be above zero, got {self.lr}")
         if not (math.isfinite(self.lr_min) and 0 <= self.lr_min <= self.lr):
             raise PmgiError(f"the final learning rate must lie between 0 and {self.lr}, got {self.lr_min}")
+        if self.bn_stats not in BN_STATS:
+            raise PmgiError(f"bn_stats is one of {', '.join(BN_STATS)}, got {self.bn_stats!r}")
         if self.schedule not in SCHEDULES:
             raise PmgiError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         return self
@@ -593,7 +682,9 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT \
                 or state.get("version") != STATE_VERSION:
             raise PmgiError(f"{self.state_path} is not a training state this program can resume")
-        old, new = dict(state["config"]), self.config.as_dict()
+        # A state saved before an option existed was trained with its default.
+        defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+        old, new = {**defaults, **state["config"]}, self.config.as_dict()
         old.pop("steps"), new.pop("steps")
         differ = [k for k in new if old.get(k) != new[k]]
         if state["data_sha256"] != self.data.sha256:
@@ -671,8 +762,12 @@ class Trainer:
                         save()
             finally:
                 csv_file.close()
+            model.to(memory_format=torch.contiguous_format)
+            bn_stats = {"from": "training patches", "rule": "running averages, momentum 0.1"}
+            if cfg.bn_stats == "images":
+                bn_stats = recalibrate_batch_norm(model, self.data)
             total_seconds = seconds()
-            model.to(memory_format=torch.contiguous_format).eval()
+            model.eval()
             final = self._final_loss(losses)
             metrics = None
             if self.eval_data:
@@ -701,6 +796,7 @@ class Trainer:
                     "loss": final,
                     "loss_csv": self.csv_path.name,
                     "inference": "batch norm's running statistics (folded into the convolutions)",
+                    "batch_norm_statistics": bn_stats,
                     "torch": torch.__version__,
                 }, **({"metrics": metrics} if metrics else {})})
         # The run is complete: its checkpoint replaces the resumable state.
@@ -760,7 +856,8 @@ def train(task: str, data: str | os.PathLike | TrainingData, output: str | os.Pa
           threads: int | None = None, save_every: int = 25,
           eval_data: str | os.PathLike | None = None, options: PipelineOptions | None = None,
           progress: TrainProgress | None = None, cancel: Cancel | None = None,
-          exclude: str | os.PathLike | None = None, band: int | None = None) -> TrainResult:
+          exclude: str | os.PathLike | None = None, band: int | None = None,
+          bn_stats: str = "patches") -> TrainResult:
     """Train a batch-normalised PMGI checkpoint for ``task`` on a folder of pairs.
 
     ``lambdas`` default to the paper's for the task. ``progress(step, total, loss,
@@ -773,7 +870,7 @@ def train(task: str, data: str | os.PathLike | TrainingData, output: str | os.Pa
     t = get_task(task)
     patch = patch or default_patch(t.name)
     config = TrainConfig(t.name, lambdas or t.lambdas, steps, batch, patch, lr, schedule, lr_min,
-                         seed, flips, band).validate()
+                         seed, flips, band, bn_stats).validate()
     if band is not None and eval_data:
         raise PmgiError("a per-band run trains one band's model: evaluate the gathered checkpoint "
                         "with pmgi evaluate once every band is trained")
