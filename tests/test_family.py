@@ -149,3 +149,19 @@ def test_monotone_rule():
     assert study.monotone([1, 2, 3, 4])[0] and study.monotone([4, 3, 3, 1])[0]
     assert not study.monotone([1, 3, 2, 4])[0]          # a step back of 25 % of the range
     assert study.monotone([1, 2, 1.95, 4])[0]           # 1.7 %: within the tolerance
+
+
+def test_a_sibling_at_scale_one_replaces_the_base_as_the_centre(fam, tmp_path):
+    """A variant fine-tuned with the base's own lambdas carries the same fine-tuning
+    drift as the others: it is the family's g = 1 member, and the base stands apart."""
+    base, lo, hi, pool = fam
+    same = _variant(tmp_path / "grad-x1", base, 1.0, 6)
+    pool = pool + [same]
+    family = family_for(lo, pool)
+    assert [c.name for _, c in family.members] == ["grad-x0.5", "grad-x1", "grad-x2"]
+    assert family.base.name == "paper" and family.at(1.0).name == "grad-x1"
+    assert family.at(1.5).base.name == "grad-x1"
+    assert family_for(same, pool).members == family.members
+    assert family_for(base, pool) is None  # paper itself is not on the path
+    assert family_for(base, pool, as_base=True).members == family.members
+    assert family.at(1.5).name == "paper@g1.5"  # named after the family's base

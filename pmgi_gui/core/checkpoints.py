@@ -307,7 +307,7 @@ def find_checkpoint(spec: str | os.PathLike | None, task: str) -> Checkpoint:
         from .family import family_for
 
         member = find_checkpoint(blend.group(1), task)
-        family = family_for(member)
+        family = family_for(member, as_base=True)
         if family is None:
             raise CheckpointError(f"checkpoint {member.name} has no gradient-scaled variants "
                                   f"installed, so {spec!r} cannot be blended")

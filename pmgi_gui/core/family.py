@@ -9,6 +9,12 @@ The continuous setting is that factor, the *gradient scale* g: between the base
 (g = 1) and a variant (g = gv) the weights are blended with
 t = log(g) / log(gv), so equal steps of the slider are equal ratios of the weights.
 The study in weights/README.md measures the task's metrics along these paths.
+
+Fine-tuning moves a network whatever the weights (the learning rate starts again where
+the base's schedule had annealed), so a variant differs from the base by that drift as
+well as by g. A variant fine-tuned with the base's own lambdas (g = 1, same recipe)
+carries the same drift: where one is installed it is the family's g = 1 member and the
+base itself stands apart, so that moving along the family changes g alone.
 """
 
 from __future__ import annotations
@@ -143,10 +149,13 @@ def _init_sha(ckpt: Checkpoint) -> str | None:
     return init.get("sha256") if init.get("kind") == "checkpoint" else None
 
 
-def family_for(ckpt: Checkpoint, candidates: list[Checkpoint] | None = None) -> Family | None:
+def family_for(ckpt: Checkpoint, candidates: list[Checkpoint] | None = None, *,
+               as_base: bool = False) -> Family | None:
     """The family ``ckpt`` belongs to (as its base or as a variant), from ``candidates``
     (default: the installed checkpoints of its task); None when it has no variants.
-    Only single-model checkpoints of one normalisation form a family."""
+    Only single-model checkpoints of one normalisation form a family. A base that stands
+    apart from its family (a fine-tuned sibling is the centre) belongs to it only
+    ``as_base`` (``paper@g1.5`` names the family of paper)."""
     if DEFAULT_MODEL not in ckpt.models:
         return None
     pool = [c for c in (candidates if candidates is not None else list_checkpoints(ckpt.task))
@@ -154,14 +163,18 @@ def family_for(ckpt: Checkpoint, candidates: list[Checkpoint] | None = None) -> 
     by_sha = {c.sha256(): c for c in pool}
     by_sha.setdefault(ckpt.sha256(), ckpt)
     base = by_sha.get(_init_sha(ckpt)) if _init_sha(ckpt) in by_sha else ckpt
-    members: dict[float, Checkpoint] = {1.0: base}
-    for c in by_sha.values():
+    members: dict[float, Checkpoint] = {}
+    for c in sorted(by_sha.values(), key=lambda c: c.name):
         if c is base or _init_sha(c) != base.sha256() or c.normalisation != base.normalisation:
             continue
         g = gradient_scale(base.lambdas, c.lambdas)
-        if g is None or abs(math.log(g)) < _SAME:
+        if g is None:
             continue
-        members.setdefault(round(g, 9), c)
-    if len(members) < 2 or (base is not ckpt and ckpt not in members.values()):
+        members.setdefault(1.0 if abs(math.log(g)) < _SAME else round(g, 9), c)
+    members.setdefault(1.0, base)  # no fine-tuned sibling at g = 1: the base is the centre
+    if len(members) < 2:
+        return None
+    if not any(c.sha256() == ckpt.sha256() for c in members.values()) and not (
+            as_base and base.sha256() == ckpt.sha256()):
         return None
     return Family(base, sorted(members.items()))
