@@ -75,7 +75,7 @@ def main(argv=None) -> int:
 
     base = load_checkpoint(args.base) if args.base else find_checkpoint(None, args.task)
     pool = [base] + [load_checkpoint(m) for m in args.member] if args.member else None
-    family = family_for(base, pool)
+    family = family_for(base, pool, as_base=True)
     if family is None:
         print(f"{base.name} has no gradient-scaled variants", file=sys.stderr)
         return 2
@@ -86,8 +86,10 @@ def main(argv=None) -> int:
     pairs = [(pr.name, imageio.read_image(pr.a), imageio.read_image(pr.b))
              for pr in find_pairs(args.task, args.data)]
     rows = []
-    for g in grid:
-        ckpt = family.at(g)
+    points = [(g, family.at(g)) for g in grid]
+    if all(c.sha256() != base.sha256() for _, c in points):
+        points.append((1.0, base))  # the base, off the path: for comparison only
+    for g, ckpt in points:
         fuser = PmgiFuser(ckpt, device=args.device)
         run = lambda a, b: fuse(args.task, a, b, fuser=fuser)  # noqa: E731
         sums: dict[str, float] = {}
@@ -102,7 +104,8 @@ def main(argv=None) -> int:
         print(f"g={g:.3f} {ckpt.name}: " + ", ".join(f"{k} {row[k]:.4g}" for k in sums), flush=True)
 
     cols = [k for k in rows[0] if k not in ("g", "checkpoint")]
-    summary = {k: monotone([r[k] for r in rows]) for k in cols}
+    path = rows[:len(grid)]
+    summary = {k: monotone([r[k] for r in path]) for k in cols}
     print()
     print("| g | checkpoint | " + " | ".join(cols) + " |")
     print("|---|---|" + "---|" * len(cols))
