@@ -93,3 +93,26 @@ def test_conv_stack_layout_computes_the_network(pair, device):
         fast = ConvStack(model).to(device)(a, b)
     assert ref.std() > 0.01
     assert torch.max(torch.abs(ref - fast)).item() < 1e-5
+
+
+def test_tiles_on_worker_threads_restore_the_thread_count(pair):
+    # Tiles run on one worker per core with one intra-op thread each; concurrent calls
+    # (the window's worker and an evaluation, say) must not leave torch at 1 thread.
+    import threading
+
+    model = random_model("batch", seed=9)
+    before = torch.get_num_threads()
+    serial = fuse_gray(model, *pair, tile=10_000)
+    results = [None, None]
+
+    def run(i):
+        results[i] = fuse_gray(model, *pair, tile=64)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.get_num_threads() == before
+    for r in results:
+        assert np.abs(r - serial).max() < 1e-5

@@ -4,7 +4,8 @@ output scaling.
 Tiles carry a halo of the network's receptive radius, so that for a conv stack
 (``batch`` folded, or ``none``) the tiled result equals the whole-image result:
 zero padding at a tile's inner edge only disturbs pixels within that radius, and
-those are cut away. Memory is bounded by the tile size, not the image size.
+those are cut away. Memory is bounded by the tile size, not the image size. On the
+CPU the tiles run in parallel, one worker thread per core (see :func:`_each_tile`).
 
 A ``reference`` checkpoint normalises every layer with the moments of the whole
 image. They are gathered over tiles level by level (a layer's moments depend on
@@ -14,6 +15,10 @@ the final pass is an ordinary conv-stack pass.
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -246,6 +251,78 @@ class _LevelSums:
             raise _Stop
 
 
+_threads_lock = threading.Lock()
+_pinned = 0  # fuse_gray calls currently running tiles on worker threads
+_saved_threads = 1
+
+
+@contextmanager
+def _one_intraop_thread():
+    """torch's intra-op thread count is 1 while tiles run on worker threads (one per
+    core), restored when the last such call ends. Yields the count it replaced."""
+    global _pinned, _saved_threads
+    with _threads_lock:
+        if _pinned == 0:
+            _saved_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _pinned += 1
+        cores = _saved_threads
+    try:
+        yield cores
+    finally:
+        with _threads_lock:
+            _pinned -= 1
+            if _pinned == 0:
+                torch.set_num_threads(_saved_threads)
+
+
+def _each_tile(plan: list[Tile], work: Callable[[Tile], object], consume: Callable[[object], None],
+               device: torch.device, cancel: Cancel | None, step: Iterator[None]) -> None:
+    """``consume(work(tile))`` for every tile, in plan order; a progress step after each
+    tile, ``cancel`` checked between tiles.
+
+    On the CPU the tiles run on one worker thread per core (torch's thread count), each
+    with one intra-op thread, rather than one tile at a time with every core inside
+    each convolution: the small convolutions of a tile then never wait on each
+    other's threads at barriers (measured 1.6-4x faster on the 2-core machine while
+    another process was busy, and never slower). Results are consumed in plan
+    order, so sums over tiles do not depend on thread timing.
+    """
+    def run(t: Tile):
+        with torch.inference_mode():
+            return work(t)
+
+    if device.type != "cpu" or len(plan) == 1 or torch.get_num_threads() == 1:
+        for t in plan:
+            _check_cancel(cancel)
+            consume(run(t))
+            next(step)
+        return
+    with _one_intraop_thread() as cores:
+        workers = min(cores, len(plan))
+        # set_num_threads(1) in each worker too: a new thread's OpenMP team size is its own.
+        with ThreadPoolExecutor(workers, thread_name_prefix="pmgi-tile",
+                                initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            todo = iter(plan)
+            pending: deque = deque()
+            try:
+                for t in todo:
+                    _check_cancel(cancel)
+                    pending.append(pool.submit(run, t))
+                    if len(pending) == workers:
+                        break
+                while pending:
+                    consume(pending.popleft().result())
+                    next(step)
+                    t = next(todo, None)
+                    if t is not None:
+                        _check_cancel(cancel)
+                        pending.append(pool.submit(run, t))
+            finally:
+                for f in pending:  # after a cancel or failure: at most one tile per worker left
+                    f.cancel()
+
+
 def _check_cancel(cancel: Cancel | None) -> None:
     if cancel is not None and cancel():
         raise Cancelled("cancelled")
@@ -255,6 +332,13 @@ def _tile_input(x: np.ndarray, t: Tile, device: torch.device) -> torch.Tensor:
     """One haloed tile in the network's range; converting per tile keeps memory
     bounded by the tile, not the image."""
     return to_network(torch.from_numpy(x[t.hy0:t.hy1, t.hx0:t.hx1]).to(device))[None, None]
+
+
+def _tile_pair(a: np.ndarray, b: np.ndarray, t: Tile, device: torch.device,
+               dtype: torch.dtype) -> torch.Tensor:
+    """One haloed tile of both sources as the conv stack's channels-last input "x"."""
+    x = np.stack((a[t.hy0:t.hy1, t.hx0:t.hx1], b[t.hy0:t.hy1, t.hx0:t.hx1]), -1)
+    return to_network(torch.from_numpy(x).to(device)).to(dtype).permute(2, 0, 1)[None]
 
 
 def _tiled_moments(model: PMGI, a: np.ndarray, b: np.ndarray, plan: list[Tile],
@@ -293,6 +377,7 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
     if a.shape != b.shape or a.ndim != 2:
         raise PmgiError(f"the two sources must be gray images of one size, got {a.shape} and {b.shape}")
     device = torch.device(device)
+    dtype = torch.float32
     h, w = a.shape
     plan = tiles(h, w, tile)
     # A reference model on an image of up to reference_whole_pixels runs whole, as the
@@ -323,13 +408,17 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
             model = model.fold()
         elif model.normalisation == "reference" and not reference_whole:
             model = model.fold(_tiled_moments(model, a, b, plan, step, cancel, device))
-        run = model if model.normalisation == "reference" else ConvStack(model).to(device)
-        for t in plan:
-            _check_cancel(cancel)
-            y = run(_tile_input(a, t, device), _tile_input(b, t, device))
+        stack = None if model.normalisation == "reference" else ConvStack(model, dtype).to(device)
+
+        def work(t: Tile) -> None:
+            if stack is None:
+                y = model(_tile_input(a, t, device), _tile_input(b, t, device))
+            else:
+                y = stack.forward_pair(_tile_pair(a, b, t, device, dtype))
             cy, cx = t.crop()
             out[t.y0:t.y1, t.x0:t.x1] = y[0, 0, cy, cx].float().cpu().numpy()
-            next(step)
+
+        _each_tile(plan, work, lambda _: None, device, cancel, step)
     return out
 
 
