@@ -86,12 +86,17 @@ class Tile:
 
 
 def tiles(h: int, w: int, tile: int, halo: int = RECEPTIVE_RADIUS) -> list[Tile]:
+    """Tiles of at most ``tile`` x ``tile``, as even as the image allows: no thin strip
+    at the right or bottom, where the halo would cost more than the core, and tiles of
+    one size keep the workers evenly loaded."""
     if tile < 1:
         raise PmgiError(f"tile size must be positive, got {tile}")
+    ny, nx = -(-h // tile), -(-w // tile)
+    ys = [i * h // ny for i in range(ny + 1)]
+    xs = [i * w // nx for i in range(nx + 1)]
     out = []
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+    for y0, y1 in zip(ys, ys[1:]):
+        for x0, x1 in zip(xs, xs[1:]):
             out.append(Tile(y0, y1, x0, x1, max(0, y0 - halo), min(h, y1 + halo),
                             max(0, x0 - halo), min(w, x1 + halo)))
     return out

@@ -13,4 +13,4 @@ __all__ = ["NORMALISATIONS", "DEVICES", "DEFAULT_TILE"]
 
 NORMALISATIONS = ("reference", "batch", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DEFAULT_TILE = 512
+DEFAULT_TILE = 256
