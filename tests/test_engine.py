@@ -116,3 +116,16 @@ def test_tiles_on_worker_threads_restore_the_thread_count(pair):
     assert torch.get_num_threads() == before
     for r in results:
         assert np.abs(r - serial).max() < 1e-5
+
+
+def test_bf16_precision_is_close_and_cpu_only(pair):
+    model = random_model("batch", seed=10)
+    exact = fuse_gray(model, *pair, tile=128)
+    fast = fuse_gray(model, *pair, tile=128, precision="bf16")
+    assert fast.dtype == np.float32
+    assert 0 < np.abs(fast - exact).max() < 0.05  # bf16 has 8 significant bits
+    with pytest.raises(PmgiError, match="precision"):
+        fuse_gray(model, *pair, precision="fp16")
+    if torch.cuda.is_available():
+        with pytest.raises(PmgiError, match="CPU"):
+            fuse_gray(model, *pair, device="cuda", precision="bf16")
