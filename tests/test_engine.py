@@ -129,3 +129,29 @@ def test_bf16_precision_is_close_and_cpu_only(pair):
     if torch.cuda.is_available():
         with pytest.raises(PmgiError, match="CPU"):
             fuse_gray(model, *pair, device="cuda", precision="bf16")
+
+
+def test_tiled_reference_with_and_without_the_level_cache(pair):
+    # The cached scheme (level sums kept per tile) and the recomputing one (7 passes)
+    # both match whole-image moments; tile 64 puts many tiles on the borders.
+    model = random_model("reference", seed=11)
+    whole = fuse_gray(model, *pair, tile=10_000)
+    cached = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0)
+    passes = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0, reference_cache_bytes=0)
+    assert np.abs(whole - cached).max() < 1e-4
+    assert np.abs(whole - passes).max() < 1e-4
+    fast = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0, precision="bf16")
+    assert np.abs(whole - fast).max() < 0.1
+
+
+def test_conv_stack_of_a_reference_model_normalises_per_image(pair):
+    from pmgi_gui.core.engine import ConvStack
+    from pmgi_gui.core.network import to_network
+
+    model = random_model("reference", seed=12)
+    a = to_network(torch.from_numpy(pair[0][:70, :90]))[None, None]
+    b = to_network(torch.from_numpy(pair[1][:70, :90]))[None, None]
+    with torch.no_grad():
+        ref = model(a, b)
+        fast = ConvStack(model)(a, b)
+    assert torch.max(torch.abs(ref - fast)).item() < 1e-5

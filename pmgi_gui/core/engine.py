@@ -8,9 +8,13 @@ those are cut away. Memory is bounded by the tile size, not the image size. On t
 CPU the tiles run in parallel, one worker thread per core (see :func:`_each_tile`).
 
 A ``reference`` checkpoint normalises every layer with the moments of the whole
-image. They are gathered over tiles level by level (a layer's moments depend on
-the normalisation of the layers before it), then folded into the convolutions, and
-the final pass is an ordinary conv-stack pass.
+image. Up to ``REFERENCE_WHOLE_PIXELS`` the image runs whole through the network's
+own forward, as the released script runs it. Above, the moments are gathered over
+tiles level by level (a layer's moments depend on the normalisation of the layers
+before it): with per-tile caches of the conv sums when they fit in
+``REFERENCE_CACHE_BYTES`` (1.13x the FLOPs of one pass), else by recomputing the
+earlier levels in each pass and folding the moments into the convolutions (3.4x);
+see :func:`_reference_tiled`. Both match whole-image inference within ~1e-5.
 """
 
 from __future__ import annotations
@@ -28,13 +32,15 @@ from torch.nn import functional as F
 
 from .errors import Cancelled, PmgiError
 from .spec import DEFAULT_TILE, DEVICES, PRECISIONS  # re-exported: torch-free home
-from .network import (FEATURES, LAYERS, LEVELS, LRELU_SLOPE, PMGI, RECEPTIVE_RADIUS, Moments,
+from .network import (BN_EPS, FEATURES, LAYERS, LEVELS, LRELU_SLOPE, PMGI, RECEPTIVE_RADIUS,
                       from_network, to_network)
 
 __all__ = ["DEVICES", "DEFAULT_TILE", "PRECISIONS", "choose_device", "fuse_gray", "to_uint8", "tiles",
            "Progress", "Cancel"]
 
-REFERENCE_WHOLE_PIXELS = 1 << 20
+# Up to 512 x 512 a reference model runs whole. Above, the cached tiled path is ~4x
+# faster than the whole-image forward (same run, 1 MP, busy 2-core CPU), within ~3e-6.
+REFERENCE_WHOLE_PIXELS = 1 << 18
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 
@@ -136,6 +142,14 @@ def _conv_lrelu(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, pad: int) 
     return F.leaky_relu_(F.conv2d(x, w, bias, padding=pad), LRELU_SLOPE)
 
 
+def _conv(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, pad: int) -> torch.Tensor:
+    """A convolution, through oneDNN on the CPU: for a 1x1 kernel on a channels-last
+    input F.conv2d falls back to its slow reference kernel (5x slower)."""
+    if _fused(x):
+        return _CONV_LRELU(x, w, bias, [pad, pad], [1, 1], [1, 1], 1, "none", [], "")
+    return F.conv2d(x, w, bias, padding=pad)
+
+
 def _conv_add_(z: torch.Tensor, x: torch.Tensor, w: torch.Tensor, pad: int) -> None:
     """z += conv(x, w), without a temporary where oneDNN can accumulate into z."""
     if _fused(x):
@@ -163,12 +177,20 @@ class ConvStack:
 
     ``dtype=torch.bfloat16`` (CPU) computes in bfloat16: about 2.5x faster on CPUs
     with AVX-512 BF16, not exact (see benchmarks/bench_inference.py).
+
+    From a ``reference`` model, every level is first normalised with the moments of
+    what it is given, as the released script does with a whole image
+    (:meth:`forward_pair`); :meth:`fold_level` folds a level's whole-image moments
+    into its convolution, and once all are folded the stack is a plain conv stack.
     """
 
     def __init__(self, model: PMGI, dtype: torch.dtype = torch.float32):
-        if model.normalisation != "none":
-            raise ValueError("ConvStack needs a none-normalised (folded) model")
+        if model.normalisation not in ("none", "reference"):
+            raise ValueError("ConvStack needs a none-normalised (folded) or a reference model")
         self.dtype = dtype
+        # Levels whose normalisation is still the per-input moments (reference models).
+        self.pending = {(p, n) for p in "ab" for n in LEVELS} if model.normalisation == "reference" \
+            else set()
         layout = lambda w: w.contiguous(memory_format=torch.channels_last).to(dtype)  # noqa: E731
         # (path, level) -> ([(source, weight)], bias, padding)
         self.levels: dict[tuple[str, str], tuple[list, torch.Tensor, int]] = {}
@@ -202,10 +224,36 @@ class ConvStack:
         (s0, w0), rest = parts[0], parts[1:]
         if activate and not rest:
             return _conv_lrelu(f[s0], w0, bias, pad)
-        z = F.conv2d(f[s0], w0, bias, padding=pad)
+        z = _conv(f[s0], w0, bias, pad)
         for s, w in rest:
             _conv_add_(z, f[s], w, pad)
         return F.leaky_relu_(z, LRELU_SLOPE) if activate else z
+
+    def normalised(self, p: str, name: str, f: dict) -> torch.Tensor:
+        """A level's activated output; a pending level normalised with its own moments."""
+        if (p, name) not in self.pending:
+            return self.level(p, name, f)
+        z = self.level(p, name, f, activate=False)
+        var, mean = torch.var_mean(z, dim=(0, 2, 3), correction=0, keepdim=True)
+        return F.leaky_relu_(z.sub_(mean).mul_(torch.rsqrt(var + BN_EPS)), LRELU_SLOPE)
+
+    def fold_level(self, p: str, name: str, mean: torch.Tensor, var: torch.Tensor) -> None:
+        """Fold one level's moments (gamma 1, beta 0) into its convolution."""
+        parts, bias, pad = self.levels[p, name]
+        r = torch.rsqrt(var.double() + BN_EPS)
+        scale = lambda w: (w.double() * r[:, None, None, None]).to(w.dtype)  # noqa: E731
+        self.levels[p, name] = ([(s, scale(w).contiguous(memory_format=torch.channels_last))
+                                 for s, w in parts],
+                                ((bias.double() - mean.double()) * r).to(bias.dtype), pad)
+        self.pending.discard((p, name))
+
+    def part(self, p: str, name: str, source: str) -> tuple[torch.Tensor, int]:
+        """The weights of one source of a level, and its padding."""
+        parts, _, pad = self.levels[p, name]
+        return dict(parts)[source], pad
+
+    def bias(self, p: str, name: str) -> torch.Tensor:
+        return self.levels[p, name][1]
 
     def output(self, f: dict) -> torch.Tensor:
         """The fused N x 1 x H x W tanh output (float32) from the eight path features."""
@@ -216,14 +264,20 @@ class ConvStack:
         y += self.fuse_bias
         return torch.tanh_(y).view(n, 1, h, w).float()
 
-    def forward_pair(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, until: str | None = None) -> dict:
+        """The activated features of every level before ``until`` (all if None)."""
         f = {"x": x}
         for name in LEVELS:
+            if name == until:
+                break
             for p in "ab":
-                f[_OUTPUTS[name].format(p=p)] = self.level(p, name, f)
+                f[_OUTPUTS[name].format(p=p)] = self.normalised(p, name, f)
             for s in _DONE_AFTER.get(name, ()):
                 del f[s]
-        return self.output(f)
+        return f
+
+    def forward_pair(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.features(x))
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.forward_pair(self.pair(a, b))
@@ -234,26 +288,6 @@ class ConvStack:
         self.fuse = [(s, w.to(device)) for s, w in self.fuse]
         self.fuse_bias = self.fuse_bias.to(device)
         return self
-
-
-class _Stop(Exception):
-    """Ends a forward pass once the wanted level's moments are gathered."""
-
-
-class _LevelSums:
-    """Accumulates per-channel sums of one level's conv outputs over tile cores."""
-
-    def __init__(self, level: str, known: Moments, core: tuple[slice, slice]):
-        self.level, self.known, self.core = level, known, core
-        self.sums: dict[str, list] = {}
-
-    def __call__(self, key: str, z: torch.Tensor) -> None:
-        zc = z[:, :, self.core[0], self.core[1]].double()
-        s, s2, n = zc.sum((0, 2, 3)), (zc * zc).sum((0, 2, 3)), zc[0, 0].numel()
-        acc = self.sums.setdefault(key, [0, 0, 0])
-        acc[0], acc[1], acc[2] = acc[0] + s, acc[1] + s2, acc[2] + n
-        if key == f"b.{self.level}":
-            raise _Stop
 
 
 _threads_lock = threading.Lock()
@@ -334,8 +368,7 @@ def _check_cancel(cancel: Cancel | None) -> None:
 
 
 def _tile_input(x: np.ndarray, t: Tile, device: torch.device) -> torch.Tensor:
-    """One haloed tile in the network's range; converting per tile keeps memory
-    bounded by the tile, not the image."""
+    """One haloed tile in the network's range, N x 1 x H x W."""
     return to_network(torch.from_numpy(x[t.hy0:t.hy1, t.hx0:t.hx1]).to(device))[None, None]
 
 
@@ -346,33 +379,203 @@ def _tile_pair(a: np.ndarray, b: np.ndarray, t: Tile, device: torch.device,
     return to_network(torch.from_numpy(x).to(device)).to(dtype).permute(2, 0, 1)[None]
 
 
-def _tiled_moments(model: PMGI, a: np.ndarray, b: np.ndarray, plan: list[Tile],
-                   step: Iterator[None], cancel: Cancel | None, device: torch.device) -> Moments:
-    known = Moments({}, {})
-    for level in LEVELS:
-        sums: dict[str, list] = {}
-        for t in plan:
-            _check_cancel(cancel)
-            collector = _LevelSums(level, known, t.crop())
-            collector.sums = sums
-            try:
-                model(_tile_input(a, t, device), _tile_input(b, t, device), moments=known,
-                      collect=collector)
-            except _Stop:
-                pass
-            next(step)
-        for key, (s, s2, n) in sums.items():
-            mean = s / n
-            var = (s2 / n - mean * mean).clamp_min(0)
-            known.mean[key] = mean.float()
-            known.var[key] = var.float()
-    return known
+class _Sums:
+    """Per-channel moments of a level's conv outputs over the tile cores: each tile's
+    mean and sum of squared deviations (two float32 passes; torch.var_mean is 7x
+    slower on channels-last tiles), combined in float64 (Chan et al.)."""
+
+    def __init__(self):
+        self.acc: dict[str, tuple] = {}
+
+    @staticmethod
+    def of(key: str, z: torch.Tensor) -> tuple[str, int, torch.Tensor, torch.Tensor]:
+        zp = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).float()
+        n = zp.shape[0]
+        mean = zp.sum(0) / n
+        m2 = (zp - mean).pow_(2).sum(0)
+        return key, n, mean.double(), m2.double()
+
+    def add(self, parts) -> None:
+        for key, n, mean, m2 in parts:
+            if key not in self.acc:
+                self.acc[key] = (n, mean, m2)
+                continue
+            n0, mean0, m20 = self.acc[key]
+            total = n0 + n
+            delta = mean - mean0
+            self.acc[key] = (total, mean0 + delta * (n / total), m20 + m2 + delta * delta * (n0 * n / total))
+
+    def moments(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        n, mean, m2 = self.acc[key]
+        return mean, m2 / n
+
+
+# Channels per (haloed) pixel the cached reference scheme keeps for the whole image:
+# two levels' raw sums of both paths.
+REFERENCE_CACHE_CHANNELS = 4 * FEATURES
+REFERENCE_CACHE_BYTES = 5 << 28  # 1.25 GiB: up to ~4.5 megapixels in fp32, ~9 in bf16
+
+
+def _reference_tiled(stack: ConvStack, a: np.ndarray, b: np.ndarray, plan: list[Tile],
+                     out: np.ndarray, each, device: torch.device, cached: bool) -> None:
+    """Whole-image moments of a reference model over tiles, level by level (a level's
+    moments depend on the normalisation of the levels before it), and the output.
+
+    Without a cache, pass k recomputes levels 1..k-1 and the output pass all of them:
+    3.4x the FLOPs of one conv-stack pass. ``cached``: each tile keeps raw conv sums
+    (conv2 until conv3 is complete, conv3 until conv4 is, conv4 until the output),
+    and every convolution's share of conv3 and conv4 is added in place as soon as its
+    input is normalised; only conv1 is computed more than once: 1.13x the FLOPs of
+    one pass, at most two levels (64 channels) cached at a time. A tile's halo (the
+    receptive radius, 5) keeps conv3 exact one pixel beyond its core, conv2 two:
+    what the 3x3 convolutions after them read.
+    """
+    dtype = stack.dtype
+    moments: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def fold(name: str, sums: _Sums) -> None:
+        # The cached scheme reads a level's raw weights only before its moments are
+        # known, so every level is folded once they are.
+        for p in "ab":
+            mean, var = moments[f"{p}.{name}"] = sums.moments(f"{p}.{name}")
+            stack.fold_level(p, name, mean.to(device), var.to(device))
+
+    def sums_of(name: str, zs, crop) -> list:
+        return [_Sums.of(f"{p}.{name}", z[..., crop[0], crop[1]]) for p, z in zip("ab", zs)]
+
+    def raw_sums(name: str, f: dict, crop) -> list:
+        return sums_of(name, [stack.level(p, name, f, activate=False) for p in "ab"], crop)
+
+    def level_pass(name: str, work) -> None:
+        sums = _Sums()
+        each(work, sums.add)
+        fold(name, sums)
+
+    def x(t: Tile) -> torch.Tensor:
+        return _tile_pair(a, b, t, device, dtype)
+
+    if not cached:
+        for name in LEVELS:
+            level_pass(name, lambda t, n=name: raw_sums(n, stack.features(x(t), n), t.crop()))
+
+        def final(t: Tile) -> None:
+            cy, cx = t.crop()
+            out[t.y0:t.y1, t.x0:t.x1] = stack.forward_pair(x(t))[0, 0, cy, cx].cpu().numpy()
+
+        each(final, lambda _: None)
+        return
+
+    # Two slabs hold every tile's raw sums of both paths, haloed: conv3's, and conv2's
+    # until conv3 is complete, then conv4's in the same place. Two allocations, not
+    # one per tile: per-tile tensors freed and made by worker threads fragmented the
+    # heap by a quarter of the cache.
+    sizes = [(t.hy1 - t.hy0) * (t.hx1 - t.hx0) for t in plan]
+    starts = dict(zip(plan, np.cumsum([0] + sizes[:-1]).tolist()))
+    slabs = {s: torch.empty(2 * FEATURES * sum(sizes), dtype=dtype, device=device) for s in "AB"}
+
+    def sums_at(k: str, t: Tile) -> torch.Tensor:
+        """A tile's raw sums of conv k[1] of path k[0] (k = "a2" ... "b4"), N x C x H x W."""
+        n = (t.hy1 - t.hy0) * (t.hx1 - t.hx0)
+        at = (2 * starts[t] + (k[0] == "b") * n) * FEATURES
+        slab = slabs["B" if k[1] == "3" else "A"][at:at + n * FEATURES]
+        return slab.view(1, t.hy1 - t.hy0, t.hx1 - t.hx0, FEATURES).permute(0, 3, 1, 2)
+
+    wf = dict(stack.fuse)
+    scales: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def add_output(t: Tile, f: dict, keys) -> None:
+        cy, cx = t.crop()
+        y = sum(torch.mv(_pixels(f[k]), wf[k]).float() for k in keys)
+        out[t.y0:t.y1, t.x0:t.x1] += y.view(f[keys[0]].shape[2:])[cy, cx].cpu().numpy()
+
+    def normalised(t: Tile, k: str, in_place: bool = False) -> torch.Tensor:
+        """lrelu((z - mean) / std) of a tile's raw sums of conv k[1], path k[0]: a new
+        tensor, or in place where no later pass needs the raw sums."""
+        if k not in scales:
+            mean, var = moments[f"{k[0]}.conv{k[1]}"]
+            r = torch.rsqrt(var + BN_EPS)
+            scales[k] = tuple(v.to(device, dtype)[None, :, None, None] for v in (r, -mean * r))
+        r, shift = scales[k]
+        z = sums_at(k, t)
+        return F.leaky_relu_(torch.addcmul(shift, z, r, out=z) if in_place else torch.addcmul(shift, z, r),
+                             LRELU_SLOPE)
+
+    def level_into(t: Tile, p: str, name: str, sources, f: dict) -> torch.Tensor:
+        """Starts a tile's raw sums of a level with its bias and adds the given sources'
+        shares, accumulated in place."""
+        z = sums_at(p + name[-1], t)
+        z.copy_(stack.bias(p, name).view(1, -1, 1, 1).expand_as(z))
+        return add_shares(z, p, name, sources, f)
+
+    def add_shares(z: torch.Tensor, p: str, name: str, sources, f: dict) -> torch.Tensor:
+        for source in sources:
+            w, pad = stack.part(p, name, source)
+            _conv_add_(z, f[source], w, pad)
+        return z
+
+    def conv2(t: Tile):  # conv1 is known
+        f = stack.features(x(t), "conv2")
+        for p in "ab":
+            level_into(t, p, "conv2", (p + "1",), f)
+            level_into(t, p, "conv3", (p + "1",), f)
+        add_output(t, f, ("a1", "b1"))
+        return sums_of("conv2", [sums_at(p + "2", t) for p in "ab"], t.crop())
+
+    def transfer2(t: Tile):  # conv2 is known: its slot holds its activations from here
+        f = {p + "2": normalised(t, p + "2", in_place=True) for p in "ab"}
+        for p in "ab":
+            add_shares(sums_at(p + "3", t), p, "conv3", (p + "2",), f)
+        add_output(t, f, ("a2", "b2"))
+        return raw_sums("transfer2", f, t.crop())
+
+    def conv3(t: Tile):  # transfer2 is known: its share completes conv3; conv4 begins
+        f = {p + "2": sums_at(p + "2", t).clone() for p in "ab"}  # conv4 takes the slot
+        for p in "ab":
+            f[f"t{p}2"] = stack.level(p, "transfer2", f)
+        for p in "ab":
+            add_shares(sums_at(p + "3", t), p, "conv3", (f"t{p}2",), f)
+        f.update(stack.features(x(t), "conv2"))  # conv1 again: cheaper than caching it
+        for p in "ab":
+            level_into(t, p, "conv4", (p + "1", p + "2"), f)
+        return sums_of("conv3", [sums_at(p + "3", t) for p in "ab"], t.crop())
+
+    def transfer3(t: Tile):  # conv3 is known: its slot holds its activations from here
+        f = {p + "3": normalised(t, p + "3", in_place=True) for p in "ab"}
+        add_output(t, f, ("a3", "b3"))
+        return raw_sums("transfer3", f, t.crop())
+
+    def conv4(t: Tile):  # transfer3 is known: conv3's and transfer3's shares complete conv4
+        f = {p + "3": sums_at(p + "3", t) for p in "ab"}
+        for p in "ab":
+            f[f"t{p}3"] = stack.level(p, "transfer3", f)
+        for p in "ab":
+            add_shares(sums_at(p + "4", t), p, "conv4", (p + "3", f"t{p}3"), f)
+        return sums_of("conv4", [sums_at(p + "4", t) for p in "ab"], t.crop())
+
+    out[:] = 0
+    level_pass("conv1", lambda t: raw_sums("conv1", stack.features(x(t), "conv1"), t.crop()))
+    for name, work in (("conv2", conv2), ("transfer2", transfer2), ("conv3", conv3),
+                       ("transfer3", transfer3), ("conv4", conv4)):
+        level_pass(name, work)
+        if name == "conv4":
+            del slabs["B"]  # conv3's sums
+
+    bias = float(stack.fuse_bias)
+
+    def final(t: Tile) -> None:
+        f = {p + "4": normalised(t, p + "4") for p in "ab"}
+        add_output(t, f, ("a4", "b4"))
+        y = out[t.y0:t.y1, t.x0:t.x1]
+        np.tanh(y + bias, out=y)
+
+    each(final, lambda _: None)
 
 
 def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device | str = "cpu",
               tile: int = DEFAULT_TILE, progress: Progress | None = None,
               cancel: Cancel | None = None, precision: str = "fp32",
-              reference_whole_pixels: int = REFERENCE_WHOLE_PIXELS) -> np.ndarray:
+              reference_whole_pixels: int = REFERENCE_WHOLE_PIXELS,
+              reference_cache_bytes: int = REFERENCE_CACHE_BYTES) -> np.ndarray:
     """Run the network on two gray images (values 0..255, same H x W).
 
     Returns the network's tanh output, float32 H x W in [-1, 1]. ``progress(done,
@@ -380,7 +583,9 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
     raises :class:`Cancelled` when it returns true. ``precision="bf16"`` (CPU only)
     computes the convolutions in bfloat16: about 2.5x faster where the CPU has
     AVX-512 BF16, within about one gray level of fp32 (not exact; see
-    benchmarks/bench_inference.py).
+    benchmarks/bench_inference.py). A ``reference`` model runs whole up to
+    ``reference_whole_pixels``; above, tiled, with its level sums cached while they
+    fit in ``reference_cache_bytes`` (see :func:`_reference_tiled`).
     """
     if a.shape != b.shape or a.ndim != 2:
         raise PmgiError(f"the two sources must be gray images of one size, got {a.shape} and {b.shape}")
@@ -389,7 +594,7 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
     h, w = a.shape
     plan = tiles(h, w, tile)
     # A reference model on an image of up to reference_whole_pixels runs whole, as the
-    # released script does: one pass instead of seven, at ~1.3 kB per pixel.
+    # released script does (~1.3 kB per pixel).
     reference_whole = model.normalisation == "reference" and (
         len(plan) == 1 or h * w <= reference_whole_pixels)
     if reference_whole:
@@ -412,21 +617,30 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
         model = model.to(device).eval()
         a = np.asarray(a, dtype=np.float32)
         b = np.asarray(b, dtype=np.float32)
-        if model.normalisation == "batch":
-            model = model.fold()
-        elif model.normalisation == "reference" and not reference_whole:
-            model = model.fold(_tiled_moments(model, a, b, plan, step, cancel, device))
-        stack = None if model.normalisation == "reference" else ConvStack(model, dtype).to(device)
+        stack = ConvStack(model.fold() if model.normalisation == "batch" else model, dtype).to(device)
+
+        def each(work, consume) -> None:
+            _each_tile(plan, work, consume, device, cancel, step)
+
+        if model.normalisation == "reference" and not reference_whole:
+            haloed = sum((t.hy1 - t.hy0) * (t.hx1 - t.hx0) for t in plan)
+            cached = haloed * REFERENCE_CACHE_CHANNELS * stack.fuse_bias.element_size() <= reference_cache_bytes
+            _reference_tiled(stack, a, b, plan, out, each, device, cached)
+            return out
+
+        # fp32 whole-image reference: the network's own forward, the released script's
+        # arithmetic to ~1e-7 (the conv stack's summed convolutions differ by ~3e-6).
+        plain = model.normalisation == "reference" and dtype == torch.float32
 
         def work(t: Tile) -> None:
-            if stack is None:
+            if plain:
                 y = model(_tile_input(a, t, device), _tile_input(b, t, device))
-            else:
+            else:  # a whole-image reference stack normalises each level with its own moments
                 y = stack.forward_pair(_tile_pair(a, b, t, device, dtype))
             cy, cx = t.crop()
-            out[t.y0:t.y1, t.x0:t.x1] = y[0, 0, cy, cx].float().cpu().numpy()
+            out[t.y0:t.y1, t.x0:t.x1] = y[0, 0, cy, cx].cpu().numpy()
 
-        _each_tile(plan, work, lambda _: None, device, cancel, step)
+        each(work, lambda _: None)
     return out
 
 
