@@ -38,9 +38,10 @@ from .network import (BN_EPS, FEATURES, LAYERS, LEVELS, LRELU_SLOPE, PMGI, RECEP
 __all__ = ["DEVICES", "DEFAULT_TILE", "PRECISIONS", "choose_device", "fuse_gray", "to_uint8", "tiles",
            "Progress", "Cancel"]
 
-# Up to 512 x 512 a reference model runs whole. Above, the cached tiled path is ~4x
-# faster than the whole-image forward (same run, 1 MP, busy 2-core CPU), within ~3e-6.
-REFERENCE_WHOLE_PIXELS = 1 << 18
+# Up to 362 x 362 a reference model runs whole, through the network's own forward.
+# Above, the cached tiled path is 4-6x faster (same run, 0.25-1 MP, busy 2-core CPU)
+# and within ~5e-6 of it.
+REFERENCE_WHOLE_PIXELS = 1 << 17
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 
@@ -158,6 +159,15 @@ def _conv_add_(z: torch.Tensor, x: torch.Tensor, w: torch.Tensor, pad: int) -> N
         z += F.conv2d(x, w, padding=pad)
 
 
+def _centred_sums(z: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Pixel count, per-channel mean and sum of squared deviations of an N x C x H x W
+    tensor: two float32 passes (torch.var_mean is 7x slower on channels-last tensors)."""
+    zp = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).float()
+    n = zp.shape[0]
+    mean = zp.sum(0) / n
+    return n, mean, (zp - mean).pow_(2).sum(0)
+
+
 def _pixels(f: torch.Tensor) -> torch.Tensor:
     """An N x C x H x W channels-last feature as its (N*H*W) x C matrix (a view)."""
     return f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
@@ -234,8 +244,9 @@ class ConvStack:
         if (p, name) not in self.pending:
             return self.level(p, name, f)
         z = self.level(p, name, f, activate=False)
-        var, mean = torch.var_mean(z, dim=(0, 2, 3), correction=0, keepdim=True)
-        return F.leaky_relu_(z.sub_(mean).mul_(torch.rsqrt(var + BN_EPS)), LRELU_SLOPE)
+        n, mean, m2 = _centred_sums(z)
+        r = torch.rsqrt(m2 / n + BN_EPS).to(z.dtype).view(1, -1, 1, 1)
+        return F.leaky_relu_(z.sub_(mean.to(z.dtype).view(1, -1, 1, 1)).mul_(r), LRELU_SLOPE)
 
     def fold_level(self, p: str, name: str, mean: torch.Tensor, var: torch.Tensor) -> None:
         """Fold one level's moments (gamma 1, beta 0) into its convolution."""
@@ -381,18 +392,15 @@ def _tile_pair(a: np.ndarray, b: np.ndarray, t: Tile, device: torch.device,
 
 class _Sums:
     """Per-channel moments of a level's conv outputs over the tile cores: each tile's
-    mean and sum of squared deviations (two float32 passes; torch.var_mean is 7x
-    slower on channels-last tiles), combined in float64 (Chan et al.)."""
+    mean and sum of squared deviations (:func:`_centred_sums`), combined in float64
+    (Chan et al.)."""
 
     def __init__(self):
         self.acc: dict[str, tuple] = {}
 
     @staticmethod
     def of(key: str, z: torch.Tensor) -> tuple[str, int, torch.Tensor, torch.Tensor]:
-        zp = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).float()
-        n = zp.shape[0]
-        mean = zp.sum(0) / n
-        m2 = (zp - mean).pow_(2).sum(0)
+        n, mean, m2 = _centred_sums(z)
         return key, n, mean.double(), m2.double()
 
     def add(self, parts) -> None:
