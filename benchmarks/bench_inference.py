@@ -22,7 +22,7 @@ the engine (its tiles run on independent worker threads, the eager forward's
 convolutions wait on every intra-op thread): compare CPU times as well.
 
     python benchmarks/bench_inference.py [--device cpu|cuda] [--sizes 0.25,1,4,16] [--reps 3]
-        [--configs a,b,c] [--reference-checkpoint DIR]
+        [--configs a,b,c] [--reference-checkpoint DIR] [--threads N]
 """
 
 from __future__ import annotations
@@ -116,10 +116,13 @@ def _checkpoint(kind: str, tmp: Path, given: str | None = None):
 
 
 def child(config: str, megapixels: float, device: str, reps: int, ckpt_path: str,
-          source: str) -> dict:
+          source: str, threads: int | None = None) -> dict:
     sys.path.insert(0, str(ROOT))
     import numpy as np
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from pmgi_gui.core.checkpoints import load_checkpoint
     from pmgi_gui.core.engine import choose_device
@@ -194,12 +197,14 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--configs", default="a,b,c", help="any of a,b,c,a16,b16")
     parser.add_argument("--reference-checkpoint", help="a reference checkpoint in our format for (b)")
+    parser.add_argument("--threads", type=int, help="torch threads in each measured process "
+                        "(default: torch's, one per core); 1 compares work per core on a busy machine")
     parser.add_argument("--out", help="JSON file (default benchmarks/results/inference-<device>.json)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         config, mp, path, source = args.child
-        print(json.dumps(child(config, float(mp), args.device, args.reps, path, source)))
+        print(json.dumps(child(config, float(mp), args.device, args.reps, path, source, args.threads)))
         return
     configs = [c for c in args.configs.split(",") if c]
     unknown = set(configs) - set(CONFIGS)
@@ -223,6 +228,8 @@ def main() -> None:
             ckpt, source = ckpts["batch" if config.startswith("a") else "reference"]
             cmd = [sys.executable, __file__, "--child", config, str(mp), str(ckpt.path), source,
                    "--device", args.device, "--reps", str(args.reps)]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
