@@ -126,11 +126,26 @@ _FUSED = ("a1", "b1", "a2", "b2", "a3", "b3", "a4", "b4")  # the output conv's i
 # Features no longer read once a level is done (frees memory within a tile).
 _DONE_AFTER = {"conv1": ("x",), "conv3": ("ta2", "tb2"), "conv4": ("ta3", "tb3")}
 
-try:  # oneDNN's fused kernels (CPU builds with mkldnn): conv + activation, conv accumulated in place
-    _CONV_LRELU = torch.ops.mkldnn._convolution_pointwise.default
-    _CONV_ADD_ = torch.ops.mkldnn._convolution_pointwise_.binary
-except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
-    _CONV_LRELU = _CONV_ADD_ = None
+
+def _onednn_kernels():
+    """oneDNN's fused CPU kernels, conv + activation and conv accumulated in place.
+    They are torch's own (its compiler emits them) but not public API: they are
+    tried once on a small input, and F.conv2d takes over if they fail."""
+    try:
+        conv = torch.ops.mkldnn._convolution_pointwise.default
+        conv_add_ = torch.ops.mkldnn._convolution_pointwise_.binary
+        x = torch.ones(1, 2, 3, 3).contiguous(memory_format=torch.channels_last)
+        w = torch.ones(2, 2, 1, 1).contiguous(memory_format=torch.channels_last)
+        y = conv(x, w, None, [0, 0], [1, 1], [1, 1], 1, "leaky_relu", [LRELU_SLOPE], "")
+        conv_add_(y, x, w, None, [0, 0], [1, 1], [1, 1], 1, "add", None, None, [], None)
+        if torch.equal(y, torch.full_like(y, 4.0)):
+            return conv, conv_add_
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        pass
+    return None, None  # pragma: no cover
+
+
+_CONV_LRELU, _CONV_ADD_ = _onednn_kernels()
 
 
 def _fused(x: torch.Tensor) -> bool:
