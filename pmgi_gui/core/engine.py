@@ -200,7 +200,7 @@ class ConvStack:
     part. Layer 1 reads (a, b) once, since concat(a, a, b) repeats a. The output 1x1
     convolution is a matrix-vector product per feature.
 
-    ``dtype=torch.bfloat16`` (CPU) computes in bfloat16: about 2.5x faster on CPUs
+    ``dtype=torch.bfloat16`` (CPU) computes in bfloat16: about 2x faster on CPUs
     with AVX-512 BF16, not exact (see benchmarks/bench_inference.py).
 
     From a ``reference`` model, every level is first normalised with the moments of
@@ -604,7 +604,7 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
     Returns the network's tanh output, float32 H x W in [-1, 1]. ``progress(done,
     total)`` is called after every tile; ``cancel()`` is checked between tiles and
     raises :class:`Cancelled` when it returns true. ``precision="bf16"`` (CPU only)
-    computes the convolutions in bfloat16: about 2.5x faster where the CPU has
+    computes the convolutions in bfloat16: about 2x faster where the CPU has
     AVX-512 BF16, within about one gray level of fp32 (not exact; see
     benchmarks/bench_inference.py). A ``reference`` model runs whole up to
     ``reference_whole_pixels``; above, tiled, with its level sums cached while they
