@@ -3,7 +3,7 @@
 Each measurement runs in a fresh process so that peaks do not mix; the figure is the
 process's peak resident set (ru_maxrss), with the resident set after imports beside it.
 
-    python benchmarks/bench_memory.py [--size 4096] [--tile 512] [--normalisation batch]
+    python benchmarks/bench_memory.py [--size 4096] [--tile 256] [--normalisation batch]
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from pmgi_gui.core.spec import DEFAULT_TILE  # noqa: E402  (torch-free)
 
 
 def _rss_mb() -> float:
@@ -52,7 +54,7 @@ def child(size: int, tile: int, normalisation: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
-    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
     parser.add_argument("--normalisation", default="batch", choices=("batch", "reference", "none"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

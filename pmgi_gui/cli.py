@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import __version__
 from .core.colour import PET_COLORMAPS
-from .core.engine import DEFAULT_TILE
+from .core.spec import DEFAULT_TILE, PRECISIONS
 from .core.errors import PmgiError
 from .core.tasks import TASK_NAMES
 
@@ -51,12 +51,13 @@ def _fuse_one(task: str, path_a, path_b, out: Path, args) -> str:
                             f"{Path(path_b).name} is {wb}x{hb}")
         device = choose_device(args.device)
         y = fuse_gray(ckpt.load_model(band=args.band), imageio.to_gray(sa.pixels),
-                      imageio.to_gray(sb.pixels), device=device, tile=args.tile)
+                      imageio.to_gray(sb.pixels), device=device, tile=args.tile,
+                      precision=args.precision)
         pixels, georef = to_uint8(y, stretch=args.stretch), None
     else:
         if args.stretch:
             raise PmgiError("--stretch applies to the raw network output: use it with --network-only")
-        fuser = PmgiFuser(ckpt, device=args.device, tile=args.tile)
+        fuser = PmgiFuser(ckpt, device=args.device, tile=args.tile, precision=args.precision)
         device = fuser.device
         pixels = fuse(task, sa.pixels, sb.pixels, fuser=fuser,
                       options=PipelineOptions(pet_colormap=args.pet_colormap)).pixels
@@ -345,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(luma if colour) and write its gray output, bypassing the task pipeline")
     p.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"tile size in pixels for inference (default {DEFAULT_TILE})")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="arithmetic of the network: fp32 (default, exact) or bf16 (CPU only: "
+                        "about 2x faster on CPUs with AVX-512 BF16, within about a gray level)")
     p.add_argument("--pet-colormap", default="hot", choices=PET_COLORMAPS,
                    help="medical: colour map given to a gray PET (default hot)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")

@@ -93,3 +93,65 @@ def test_conv_stack_layout_computes_the_network(pair, device):
         fast = ConvStack(model).to(device)(a, b)
     assert ref.std() > 0.01
     assert torch.max(torch.abs(ref - fast)).item() < 1e-5
+
+
+def test_tiles_on_worker_threads_restore_the_thread_count(pair):
+    # Tiles run on one worker per core with one intra-op thread each; concurrent calls
+    # (the window's worker and an evaluation, say) must not leave torch at 1 thread.
+    import threading
+
+    model = random_model("batch", seed=9)
+    before = torch.get_num_threads()
+    serial = fuse_gray(model, *pair, tile=10_000)
+    results = [None, None]
+
+    def run(i):
+        results[i] = fuse_gray(model, *pair, tile=64)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.get_num_threads() == before
+    for r in results:
+        assert np.abs(r - serial).max() < 1e-5
+
+
+def test_bf16_precision_is_close_and_cpu_only(pair):
+    model = random_model("batch", seed=10)
+    exact = fuse_gray(model, *pair, tile=128)
+    fast = fuse_gray(model, *pair, tile=128, precision="bf16")
+    assert fast.dtype == np.float32
+    assert 0 < np.abs(fast - exact).max() < 0.05  # bf16 has 8 significant bits
+    with pytest.raises(PmgiError, match="precision"):
+        fuse_gray(model, *pair, precision="fp16")
+    if torch.cuda.is_available():
+        with pytest.raises(PmgiError, match="CPU"):
+            fuse_gray(model, *pair, device="cuda", precision="bf16")
+
+
+def test_tiled_reference_with_and_without_the_level_cache(pair):
+    # The cached scheme (level sums kept per tile) and the recomputing one (7 passes)
+    # both match whole-image moments; tile 64 puts many tiles on the borders.
+    model = random_model("reference", seed=11)
+    whole = fuse_gray(model, *pair, tile=10_000)
+    cached = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0)
+    passes = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0, reference_cache_bytes=0)
+    assert np.abs(whole - cached).max() < 1e-4
+    assert np.abs(whole - passes).max() < 1e-4
+    fast = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0, precision="bf16")
+    assert np.abs(whole - fast).max() < 0.1
+
+
+def test_conv_stack_of_a_reference_model_normalises_per_image(pair):
+    from pmgi_gui.core.engine import ConvStack
+    from pmgi_gui.core.network import to_network
+
+    model = random_model("reference", seed=12)
+    a = to_network(torch.from_numpy(pair[0][:70, :90]))[None, None]
+    b = to_network(torch.from_numpy(pair[1][:70, :90]))[None, None]
+    with torch.no_grad():
+        ref = model(a, b)
+        fast = ConvStack(model)(a, b)
+    assert torch.max(torch.abs(ref - fast)).item() < 1e-5

@@ -30,12 +30,14 @@ class PmgiFuser:
     """A checkpoint on a device, as a gray fusion method ``(a, b, band) -> fused``
     (gray float32 0..255 in and out, unclipped). Models are loaded once per band."""
 
-    def __init__(self, checkpoint: Checkpoint, device: str = "auto", tile: int = DEFAULT_TILE):
+    def __init__(self, checkpoint: Checkpoint, device: str = "auto", tile: int = DEFAULT_TILE,
+                 precision: str = "fp32"):
         from .engine import choose_device
 
         self.checkpoint = checkpoint
         self.device = choose_device(device)
         self.tile = tile
+        self.precision = precision
         self._models: dict[str, PMGI] = {}
         self.progress: Progress | None = None
         self.cancel: Cancel | None = None
@@ -52,7 +54,7 @@ class PmgiFuser:
         from .engine import fuse_gray
 
         y = fuse_gray(self.model(band), a, b, device=self.device, tile=self.tile,
-                      progress=self.progress, cancel=self.cancel)
+                      precision=self.precision, progress=self.progress, cancel=self.cancel)
         y *= 127.5  # from_network in place: this array can be 64 MB per 16 megapixels
         y += 127.5
         return y

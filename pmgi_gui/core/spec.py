@@ -1,5 +1,5 @@
 """Plain values that name what the network and the engine can be, importable without
-torch: the normalisation kinds of a checkpoint, the devices and the default tile.
+torch: the normalisation kinds of a checkpoint, the devices, the default tile and the precisions.
 
 ``network.py`` and ``engine.py`` re-export them. Code that only lists, validates or
 offers these (the checkpoint registry, the settings, the window at start-up) imports
@@ -9,8 +9,10 @@ them from here, so that opening the window does not wait for torch (about 1.3 s 
 
 from __future__ import annotations
 
-__all__ = ["NORMALISATIONS", "DEVICES", "DEFAULT_TILE"]
+__all__ = ["NORMALISATIONS", "DEVICES", "DEFAULT_TILE", "PRECISIONS"]
 
 NORMALISATIONS = ("reference", "batch", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DEFAULT_TILE = 512
+DEFAULT_TILE = 256
+# Arithmetic of the convolutions: fp32 (exact), or bf16 on the CPU (faster, approximate).
+PRECISIONS = ("fp32", "bf16")
