@@ -165,3 +165,13 @@ def test_a_sibling_at_scale_one_replaces_the_base_as_the_centre(fam, tmp_path):
     assert family_for(base, pool) is None  # paper itself is not on the path
     assert family_for(base, pool, as_base=True).members == family.members
     assert family.at(1.5).name == "paper@g1.5"  # named after the family's base
+
+
+def test_variants_marked_not_continuous_form_no_family(fam, tmp_path):
+    base, lo, hi, pool = fam
+    apart = [save_checkpoint(tmp_path / f"apart-{c.name}", {"default": c.load_model()},
+                             task="ir-vis", lambdas=c.lambdas, label=c.label,
+                             extra={**c.extra, "family": {"continuous": False}})
+             for c in (lo, hi)]
+    assert family_for(base, [base, *apart]) is None
+    assert family_for(apart[0], [base, *apart]) is None

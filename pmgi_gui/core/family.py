@@ -15,6 +15,9 @@ the base's schedule had annealed), so a variant differs from the base by that dr
 well as by g. A variant fine-tuned with the base's own lambdas (g = 1, same recipe)
 carries the same drift: where one is installed it is the family's g = 1 member and the
 base itself stands apart, so that moving along the family changes g alone.
+
+A variant whose manifest says ``"family": {"continuous": false}`` is left out: its
+task's study found no smooth path, so it is offered as a checkpoint of its own only.
 """
 
 from __future__ import annotations
@@ -166,6 +169,8 @@ def family_for(ckpt: Checkpoint, candidates: list[Checkpoint] | None = None, *,
     members: dict[float, Checkpoint] = {}
     for c in sorted(by_sha.values(), key=lambda c: c.name):
         if c is base or _init_sha(c) != base.sha256() or c.normalisation != base.normalisation:
+            continue
+        if (c.extra.get("family") or {}).get("continuous") is False:
             continue
         g = gradient_scale(base.lambdas, c.lambdas)
         if g is None:
