@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from pmgi_gui.core.checkpoints import save_checkpoint
 from pmgi_gui.core.errors import CheckpointError
 from pmgi_gui.core.family import BlendedCheckpoint, blend_models, family_for, gradient_scale
 from pmgi_gui.core.fusion import fuse
