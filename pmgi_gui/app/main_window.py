@@ -521,7 +521,8 @@ class MainWindow(QMainWindow):
             self.checkpoint_combo.setItemData(self.checkpoint_combo.count() - 1, self._checkpoint_tip(c),
                                               Qt.ItemDataRole.ToolTipRole)
         if found:
-            wanted = select or self.settings.checkpoints.get(self.task)
+            # The user's last choice, else the task's default (paper), not the first by name.
+            wanted = select or self.settings.checkpoints.get(self.task) or t.default_checkpoint
             index = next((i for i, c in enumerate(found) if c.name == wanted or str(c.path) == wanted), 0)
             self.checkpoint_combo.setCurrentIndex(index)
             self.checkpoint_combo.setEnabled(True)

@@ -174,8 +174,10 @@ def test_shipped_checkpoints_are_offered(qtbot, window):
     w = window
     assert w.checkpoints_listed()[: len(shipped)] == [c.name for c in shipped]
     assert w.pmgi_check.isEnabled() and w.pmgi_check.isChecked()
-    assert w.checkpoint_combo.currentText() == f"{shipped[0].label} ({shipped[0].name})"
-    assert shipped[0].lambdas.describe(get_task("ir-vis")) in w.lambdas_label.text()
+    # A new user starts on the task's default checkpoint, whatever sorts first.
+    default = next(c for c in shipped if c.name == get_task("ir-vis").default_checkpoint)
+    assert w.checkpoint_combo.currentText() == f"{default.label} ({default.name})"
+    assert default.lambdas.describe(get_task("ir-vis")) in w.lambdas_label.text()
 
 
 def test_device_is_shown_and_selectable(window):
