@@ -97,7 +97,8 @@ def _checkpoint(kind: str, tmp: Path, given: str | None = None):
     if given:
         return load_checkpoint(given), f"{load_checkpoint(given).label} ({given})"
     if kind == "batch":
-        shipped = [c for c in list_checkpoints("ir-vis") if c.normalisation == "batch"]
+        shipped = sorted((c for c in list_checkpoints("ir-vis") if c.normalisation == "batch"),
+                         key=lambda c: c.name != "paper")  # the task's default first
         if shipped:
             return shipped[0], f"shipped {shipped[0].name}"
     else:
