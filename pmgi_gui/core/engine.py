@@ -140,7 +140,7 @@ def _onednn_kernels():
         conv_add_(y, x, w, None, [0, 0], [1, 1], [1, 1], 1, "add", None, None, [], None)
         if torch.equal(y, torch.full_like(y, 4.0)):
             return conv, conv_add_
-    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+    except Exception:  # pragma: no cover - builds without oneDNN, or a changed signature
         pass
     return None, None  # pragma: no cover
 
