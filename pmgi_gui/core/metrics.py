@@ -119,8 +119,25 @@ def _gray_levels(x: np.ndarray, name: str) -> np.ndarray:
     return levels.astype(np.intp)
 
 
+# np.bincount holds the GIL: on a 16-megapixel image one call keeps the window's GUI
+# thread waiting for tens of milliseconds, so large inputs are counted in chunks (the
+# counts add up exactly).
+_BINCOUNT_CHUNK = 1 << 20
+
+
+def _bincount(idx: np.ndarray, minlength: int) -> np.ndarray:
+    flat = idx.ravel()
+    counts = np.zeros(minlength, np.intp)
+    for start in range(0, flat.size, _BINCOUNT_CHUNK):
+        part = np.bincount(flat[start:start + _BINCOUNT_CHUNK], minlength=minlength)
+        if part.size > counts.size:
+            counts = np.concatenate([counts, np.zeros(part.size - counts.size, np.intp)])
+        counts[:part.size] += part
+    return counts
+
+
 def _histogram(x: np.ndarray, name: str) -> np.ndarray:
-    return np.bincount(_gray_levels(x, name).ravel(), minlength=256)
+    return _bincount(_gray_levels(x, name), 256)
 
 
 def _shannon(p: np.ndarray, log=np.log2) -> float:
@@ -250,7 +267,7 @@ def _stretch_index(x: np.ndarray) -> np.ndarray:
 
 def _joint_counts(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """256 x 256 joint histogram of two index images (values 0..255)."""
-    return np.bincount((x * 256 + y).ravel(), minlength=256 * 256).reshape(256, 256)
+    return _bincount(x * 256 + y, 256 * 256).reshape(256, 256)
 
 
 def _mutual_information_terms(x: np.ndarray, y: np.ndarray, log) -> tuple[float, float, float]:
