@@ -399,8 +399,7 @@ def load_training_data(task: str, root: str | os.PathLike, *, patch: int | None 
 BN_STATS = ("patches", "images")
 
 
-def recalibrate_batch_norm(model: PMGI, data: TrainingData,
-                           progress: Callable[[int, int], None] | None = None) -> dict:
+def recalibrate_batch_norm(model: PMGI, data: TrainingData) -> dict:
     """Re-estimate batch norm's running statistics from whole training images.
 
     Training keeps running averages of the moments of 120x120 (or 60x60) patches,
@@ -422,12 +421,10 @@ def recalibrate_batch_norm(model: PMGI, data: TrainingData,
     model.train()
     try:
         with torch.no_grad():
-            for n, it in enumerate(data.items):
+            for it in data.items:
                 a = torch.from_numpy(it.a.astype(np.float32))[None, None].to(device)
                 b = torch.from_numpy(it.b.astype(np.float32))[None, None].to(device)
                 model(a, b)
-                if progress is not None:
-                    progress(n + 1, len(data.items))
     finally:
         for m, momentum in zip(bns, saved):
             m.momentum = momentum
@@ -462,9 +459,9 @@ def recalibrate_checkpoint(checkpoint: Checkpoint | str | os.PathLike, task: str
         data = load_training_data(t.name, data, patch=3, exclude=held_out)
     models, info = {}, {}
     for key in ckpt.models:
-        model = ckpt.load_model(int(key[4:]) if key.startswith("band") else None)
-        info = recalibrate_batch_norm(model, data.only_band(int(key[4:])) if key.startswith("band")
-                                      else data)
+        band = int(key[4:]) if key.startswith("band") else None
+        model = ckpt.load_model(band)
+        info = recalibrate_batch_norm(model, data.only_band(band) if band else data)
         models[key] = model.eval()
     info = {**info, "data": data.describe(), "source": {"checkpoint": ckpt.name,
                                                         "sha256": ckpt.sha256()}}
