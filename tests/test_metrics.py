@@ -219,18 +219,12 @@ def test_known_closed_forms():
     assert metrics.average_gradient(ramp) == pytest.approx(12 * 20 * math.sqrt(0.5) / (11 * 19))
 
 
-def test_fmi_is_vectorised_enough():
-    # 768 x 576 is the TNO size; the reference per-pixel loop takes minutes
-    import time
-
+def test_fmi_pixel_of_independent_noise_is_between_0_and_1():
     rng = np.random.default_rng(4)
     a = rng.integers(0, 256, (144, 192), dtype=np.uint8)
     b = rng.integers(0, 256, (144, 192), dtype=np.uint8)
-    f = np.maximum(a, b)
-    start = time.perf_counter()
-    value = metrics.fmi_pixel(a, b, f)
+    value = metrics.fmi_pixel(a, b, np.maximum(a, b))
     assert 0 < value < 1
-    assert time.perf_counter() - start < 5  # ~0.15 s here; 16x this for 768 x 576
 
 
 def test_core_does_not_import_qt():

@@ -42,7 +42,7 @@ python -m PyInstaller --version
 step "build (build.spec -> dist/pmgi-gui)"
 t=$(now)
 mkdir -p build
-if ! python -m PyInstaller --noconfirm --distpath dist --workpath build/pyinstaller build.spec \
+if ! timeout 1800 python -m PyInstaller --noconfirm --distpath dist --workpath build/pyinstaller build.spec \
      > build/pyinstaller.log 2>&1; then
   tail -n 40 build/pyinstaller.log
   echo "build FAILED (full log: build/pyinstaller.log)"
@@ -60,7 +60,8 @@ run_dir=$(mktemp -d)
 trap 'rm -rf "$run_dir"' EXIT
 mkdir -m 700 "$run_dir/xdg"
 frozen() {
-  env -u PYTHONPATH -u PYTHONHOME QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR="$run_dir/xdg" \
+  # A UTF-8 locale, as a desktop has: under "C", Qt warns on stderr that it switched to C.UTF-8.
+  env -u PYTHONPATH -u PYTHONHOME LC_ALL=C.UTF-8 QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR="$run_dir/xdg" \
       PMGI_USER_DIR="$run_dir/user" PMGI_CONFIG_DIR="$run_dir/config" \
       timeout 600 dist/pmgi-gui/pmgi-gui "$@"
 }

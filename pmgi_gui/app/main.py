@@ -89,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     # Once the event loop has painted the window; the window as context cancels it with it.
     QTimer.singleShot(0, window, window.start_up)
     if quit_after is not None:
-        # Closing the last window ends the event loop, as when a person closes it.
-        QTimer.singleShot(quit_after, window.close)
+        # Closed as a person closes it (the worker stopped), then the event loop ended even
+        # if another top-level window is still open, so that an installation check ends.
+        QTimer.singleShot(quit_after, window, lambda: (window.close(), app.quit()))
     return app.exec()
 
 

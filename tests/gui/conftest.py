@@ -26,6 +26,26 @@ def _isolated_user_dirs(tmp_path, monkeypatch):
     return user, config
 
 
+@pytest.fixture(autouse=True)
+def _no_modal_dialogs(monkeypatch):
+    """A modal dialog runs its own event loop, which nobody answers offscreen: the test
+    would hang until CI's time runs out. Fail it at once instead. (The window's own
+    questions go through ``ask_*`` methods, which the ``dialogs`` fixture answers.)"""
+    from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
+
+    def refuse(what: str):
+        def modal(*args, **kwargs):
+            pytest.fail(f"a modal dialog was opened ({what}): offscreen nobody can answer it")
+        return staticmethod(modal)
+
+    monkeypatch.setattr(QDialog, "exec", refuse("QDialog.exec"))
+    monkeypatch.setattr(QMessageBox, "exec", refuse("QMessageBox.exec"))
+    for name in ("question", "critical", "warning", "information", "about"):
+        monkeypatch.setattr(QMessageBox, name, refuse(f"QMessageBox.{name}"))
+    for name in ("getOpenFileName", "getOpenFileNames", "getSaveFileName", "getExistingDirectory"):
+        monkeypatch.setattr(QFileDialog, name, refuse(f"QFileDialog.{name}"))
+
+
 def _where() -> str:
     return "".join(traceback.format_stack(limit=8)[:-2])
 

@@ -371,14 +371,22 @@ def test_self_test_option_runs_headless(monkeypatch, qapp):
 
 
 def test_quit_after_option_closes_the_window_by_itself(qapp):
-    import time
+    from PySide6.QtCore import QTimer
 
     from pmgi_gui.app.main import main
     from pmgi_gui.app.main_window import MainWindow
 
-    start = time.monotonic()
-    assert main(["--quit-after", "200"]) == 0
-    assert time.monotonic() - start < 60
+    # A safety net, so that a broken --quit-after fails the test instead of hanging it.
+    stuck = []
+    net = QTimer()
+    net.setSingleShot(True)
+    net.timeout.connect(lambda: (stuck.append(1), qapp.quit()))
+    net.start(60_000)
+    try:
+        assert main(["--quit-after", "200"]) == 0
+    finally:
+        net.stop()
+    assert not stuck, "--quit-after did not end the event loop within 60 s"
     windows = [w for w in qapp.topLevelWidgets() if isinstance(w, MainWindow)]
     assert windows and not any(w.isVisible() for w in windows)
     assert not any(w.runner.is_running() for w in windows)
