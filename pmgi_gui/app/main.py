@@ -111,7 +111,8 @@ def _probe_startup(app, window, began: float) -> None:
         closing.append(event)
         limit.stop()
         report(event, detail)
-        window.close()  # stops the worker; the last window closed ends app.exec()
+        window.close()  # stops the worker
+        app.quit()  # even if another top-level window is open
 
     seen, closing = [], []
 
