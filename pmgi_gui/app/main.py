@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import logging
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QCoreApplication, QEvent, QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -92,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         # Closed as a person closes it (the worker stopped), then the event loop ended even
         # if another top-level window is still open, so that an installation check ends.
         QTimer.singleShot(quit_after, window, lambda: (window.close(), app.quit()))
-    return app.exec()
+    code = app.exec()
+    # Closing the last window posts a quit of its own, which may still be queued when an
+    # explicit quit() came first: left there, it would end the next event loop at once
+    # (the tests run main() in a QApplication that goes on).
+    QCoreApplication.removePostedEvents(app, QEvent.Type.Quit)
+    return code
 
 
 def _probe_startup(app, window, began: float) -> None:
