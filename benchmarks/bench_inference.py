@@ -8,7 +8,8 @@ For ir-vis pairs of 0.25, 1, 4 and 16 megapixels, on the chosen device:
       installed, else random weights: the speed does not depend on the values);
   (c) a naive whole-image eager PyTorch forward of the same network (contiguous
       NCHW layout, per-image normalisation, as the released test script runs it);
-  (a16), (b16): (a) and (b) with precision bf16 (CPU only; not run by default),
+  (a16), (b16): (a) and (b) in reduced precision, bf16 on the CPU and fp16 on CUDA
+      (not run by default),
       with the largest difference from fp32 on the timed input.
 Each configuration runs in its own process (so peak memory is its own): a
 warm-up, then several timed repetitions; medians are quoted. Prints seconds per
@@ -42,8 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PMGI_SHARED", ROOT.parent / "shared"))
 CONFIGS = {"a": "engine, batch checkpoint", "b": "engine, reference checkpoint",
-           "c": "naive eager forward (reference)", "a16": "engine, batch checkpoint, bf16",
-           "b16": "engine, reference checkpoint, bf16"}
+           "c": "naive eager forward (reference)", "a16": "engine, batch checkpoint, bf16/fp16",
+           "b16": "engine, reference checkpoint, bf16/fp16"}
 
 
 def flops_per_pixel() -> int:
@@ -136,15 +137,17 @@ def child(config: str, megapixels: float, device: str, reps: int, ckpt_path: str
     ir = rng.integers(0, 256, (side, side), dtype=np.uint8)
     vis = rng.integers(0, 256, (side, side), dtype=np.uint8)
     ckpt = load_checkpoint(ckpt_path)
-    bf16_error = None
+    half_error = None
     if config != "c":
-        precision = "bf16" if config.endswith("16") else "fp32"
+        half = "fp16" if dev.type == "cuda" else "bf16"
+        precision = half if config.endswith("16") else "fp32"
         fuser = PmgiFuser(ckpt, device=dev.type, precision=precision)
-        if precision == "bf16":  # gray levels, network output (unclipped), against fp32
+        if precision != "fp32":  # gray levels, network output (unclipped), against fp32
             exact = PmgiFuser(ckpt, device=dev.type)(ir.astype(np.float32), vis.astype(np.float32))
             approx = fuser(ir.astype(np.float32), vis.astype(np.float32))
             diff = np.abs(approx - exact)
-            bf16_error = {"max_gray": float(diff.max()), "mean_gray": float(diff.mean())}
+            half_error = {"precision": precision, "max_gray": float(diff.max()),
+                          "mean_gray": float(diff.mean())}
             del exact, approx, diff
 
         def run():
@@ -175,7 +178,7 @@ def child(config: str, megapixels: float, device: str, reps: int, ckpt_path: str
     return {"config": config, "megapixels": mp, "side": side, "device": dev.type,
             "checkpoint": source, "seconds": times, "cpu_seconds": cpu,
             "median_s": float(np.median(times)), "s_per_mp": float(np.median(times)) / mp,
-            "cpu_s_per_mp": float(np.median(cpu)) / mp, "bf16_error": bf16_error,
+            "cpu_s_per_mp": float(np.median(cpu)) / mp, "half_error": half_error,
             "peak_rss_mb": _peak_rss_mb(), "gpu_peak_mb": gpu_peak,
             "threads": torch.get_num_threads(),
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
@@ -267,11 +270,13 @@ def main() -> None:
                 parts.append(f"({num})/({den}) = {n['s_per_mp'] / d['s_per_mp']:.2f} "
                              f"[{n['cpu_s_per_mp'] / d['cpu_s_per_mp']:.2f}]")
         print(f"  {mp:>6.2f} MP: " + ", ".join(parts))
-    errors = [(r["config"], r["megapixels"], r["bf16_error"]) for r in results if r.get("bf16_error")]
+    errors = [(r["config"], r["megapixels"], r["half_error"]) for r in results if r.get("half_error")]
     if errors:
-        print("\nbf16 against fp32, network output in gray levels (0..255), random-noise inputs:")
+        print("\nreduced precision against fp32, network output in gray levels (0..255), "
+              "random-noise inputs:")
         for config, mp, e in errors:
-            print(f"  ({config}) {mp:.2f} MP: max {e['max_gray']:.2f}, mean {e['mean_gray']:.4f}")
+            print(f"  ({config}, {e['precision']}) {mp:.2f} MP: max {e['max_gray']:.2f}, "
+                  f"mean {e['mean_gray']:.4f}")
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"inference-{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"device": args.device, "flops_per_pixel": fpp,

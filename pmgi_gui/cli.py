@@ -347,8 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"tile size in pixels for inference (default {DEFAULT_TILE})")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="arithmetic of the network: fp32 (default, exact) or bf16 (CPU only: "
-                        "about 2x faster on CPUs with AVX-512 BF16, within about a gray level)")
+                   help="arithmetic of the network: fp32 (default, exact), bf16 (CPU only: "
+                        "about 2x faster on CPUs with AVX-512 BF16, within about a gray level) "
+                        "or fp16 (CUDA GPUs only, approximate)")
     p.add_argument("--pet-colormap", default="hot", choices=PET_COLORMAPS,
                    help="medical: colour map given to a gray PET (default hot)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")

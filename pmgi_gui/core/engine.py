@@ -149,7 +149,8 @@ _CONV_LRELU, _CONV_ADD_ = _onednn_kernels()
 
 
 def _fused(x: torch.Tensor) -> bool:
-    return _CONV_LRELU is not None and x.device.type == "cpu"
+    # fp16 only reaches the CPU in tests (fuse_gray takes it on CUDA): F.conv2d runs it there.
+    return _CONV_LRELU is not None and x.device.type == "cpu" and x.dtype != torch.float16
 
 
 def _conv_lrelu(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, pad: int) -> torch.Tensor:
@@ -606,7 +607,8 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
     raises :class:`Cancelled` when it returns true. ``precision="bf16"`` (CPU only)
     computes the convolutions in bfloat16: about 2x faster where the CPU has
     AVX-512 BF16, within about one gray level of fp32 (not exact; see
-    benchmarks/bench_inference.py). A ``reference`` model runs whole up to
+    benchmarks/bench_inference.py); ``"fp16"`` (CUDA only) in half precision, channels-last
+    as on the CPU (not yet measured on a GPU: the benchmark reports its difference). A ``reference`` model runs whole up to
     ``reference_whole_pixels``; above, tiled, with its level sums cached while they
     fit in ``reference_cache_bytes`` (see :func:`_reference_tiled`).
     """
@@ -672,8 +674,12 @@ def _compute_dtype(precision: str, device: torch.device) -> torch.dtype:
         raise PmgiError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "bf16":
         if device.type != "cpu":
-            raise PmgiError("precision bf16 is for the CPU; GPUs run fp32")
+            raise PmgiError("precision bf16 is for the CPU; on a CUDA GPU use fp16")
         return torch.bfloat16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise PmgiError("precision fp16 is for CUDA GPUs; on the CPU use bf16")
+        return torch.float16
     return torch.float32
 
 

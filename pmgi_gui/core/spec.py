@@ -14,5 +14,6 @@ __all__ = ["NORMALISATIONS", "DEVICES", "DEFAULT_TILE", "PRECISIONS"]
 NORMALISATIONS = ("reference", "batch", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_TILE = 256
-# Arithmetic of the convolutions: fp32 (exact), or bf16 on the CPU (faster, approximate).
-PRECISIONS = ("fp32", "bf16")
+# Arithmetic of the convolutions: fp32 (exact), or reduced and approximate, faster:
+# bf16 on the CPU (where it has AVX-512 BF16), fp16 on a CUDA GPU.
+PRECISIONS = ("fp32", "bf16", "fp16")
