@@ -22,6 +22,28 @@ REAL_PAIRS = {
 FUSE_TIMEOUT_MS = 120_000
 
 
+def run_main(qapp, argv: list[str], limit_ms: int) -> int:
+    """``pmgi_gui.app.main.main(argv)``, whose event loop must end by itself: a safety net
+    quits it after ``limit_ms`` and fails the test instead of letting it hang."""
+    import pytest
+    from PySide6.QtCore import QTimer
+
+    from pmgi_gui.app.main import main
+
+    stuck = []
+    net = QTimer()
+    net.setSingleShot(True)
+    net.timeout.connect(lambda: (stuck.append(1), qapp.quit()))
+    net.start(limit_ms)
+    try:
+        code = main(argv)
+    finally:
+        net.stop()
+    if stuck:
+        pytest.fail(f"main({argv}) did not end its event loop within {limit_ms / 1000:g} s")
+    return code
+
+
 def real_pair_folder(task: str) -> Path:
     return shared_path("data", task, REAL_PAIRS[task])
 

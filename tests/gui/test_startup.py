@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
+from ._util import run_main
+
 
 def test_startup_probe_reports_the_window_and_the_first_result_then_quits(qapp, monkeypatch, capsys):
-    from pmgi_gui.app.main import STARTUP_PROBE_ENV, main
+    from pmgi_gui.app.main import STARTUP_PROBE_ENV
     from pmgi_gui.app.main_window import MainWindow
 
-    from PySide6.QtCore import QTimer
-
     monkeypatch.setenv(STARTUP_PROBE_ENV, "1")
-    # A safety net beyond the probe's own limit, so that a broken probe fails, not hangs.
-    stuck = []
-    net = QTimer()
-    net.setSingleShot(True)
-    net.timeout.connect(lambda: (stuck.append(1), qapp.quit()))
-    net.start(300_000)
-    try:
-        assert main([]) == 0  # returns: the probe closed the window and quit
-    finally:
-        net.stop()
-    assert not stuck
+    # Returns: the probe closed the window and quit (its own limit is 120 s).
+    assert run_main(qapp, [], limit_ms=300_000) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()
              if line.startswith("pmgi-startup ")]
     events = [parts[1] for parts in lines]
