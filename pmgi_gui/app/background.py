@@ -2,11 +2,20 @@
 for every worker of the application (fusion, fine-tuning, listing the devices).
 
 The wiring is superqt's ``new_worker_qthread``: ``thread.started -> worker.run``,
-``worker.finished/failed -> thread.quit`` and ``worker.deleteLater``, and
-``thread.finished -> thread.deleteLater``. An owner holds its worker and thread in a
+``worker.finished/failed -> thread.quit`` and ``thread.finished -> thread.deleteLater``,
+but not its ``worker.deleteLater``. An owner holds its worker and thread in a
 :class:`WorkerThread`, which runs one at a time, says when the thread has ended, and
 on close stops it with :func:`stop_worker` (cancel, request interruption, quit, wait),
 as Qt's mandelbrot example does.
+
+Why the worker is not deleted in its own thread: QObject's destructor calls the
+sender's ``disconnectNotify`` for each connection it receives (``thread.started ->
+worker.run``) while it holds Qt's connection locks, and PySide's override of that
+needs the GIL. Meanwhile the GUI thread, holding the GIL, takes the same locks whenever
+it connects or disconnects (pyqtgraph does, laying out its plots): a deadlock, caught
+in the test suite with gdb (the "find-devices" thread in ~QObject waiting for the GIL,
+the GUI thread in QMetaObject::disconnect). So the owner drops its reference on the GUI
+thread once the thread has ended, and Python deletes the worker there, GIL held.
 """
 
 from __future__ import annotations
@@ -44,7 +53,8 @@ def start_worker(worker: QObject, name: str,
     thread named ``name`` and start it; returns the thread, for the owner to keep.
 
     Connect the owner's slots to the worker's signals before calling this: a quick
-    worker may emit before the call returns.
+    worker may emit before the call returns. The owner keeps the worker and drops it in
+    ``on_thread_finished`` (on the GUI thread): that is where it is deleted.
     """
     thread = QThread()
     thread.setObjectName(name)
@@ -52,7 +62,6 @@ def start_worker(worker: QObject, name: str,
     thread.started.connect(worker.run)
     for signal in (worker.finished, worker.failed):
         signal.connect(thread.quit)
-        signal.connect(worker.deleteLater)
     if on_thread_finished is not None:
         thread.finished.connect(on_thread_finished)
     thread.finished.connect(thread.deleteLater)
