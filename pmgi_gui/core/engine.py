@@ -607,10 +607,11 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
     raises :class:`Cancelled` when it returns true. ``precision="bf16"`` (CPU only)
     computes the convolutions in bfloat16: about 2x faster where the CPU has
     AVX-512 BF16, within about one gray level of fp32 (not exact; see
-    benchmarks/bench_inference.py); ``"fp16"`` (CUDA only) in half precision, channels-last
-    as on the CPU (not yet measured on a GPU: the benchmark reports its difference). A ``reference`` model runs whole up to
-    ``reference_whole_pixels``; above, tiled, with its level sums cached while they
-    fit in ``reference_cache_bytes`` (see :func:`_reference_tiled`).
+    benchmarks/bench_inference.py); ``"fp16"`` (CUDA only) in half precision,
+    channels-last as on the CPU (not yet measured on a GPU: the benchmark reports its
+    difference). A ``reference`` model runs whole up to ``reference_whole_pixels``;
+    above, tiled, with its level sums cached while they fit in ``reference_cache_bytes``
+    (see :func:`_reference_tiled`).
     """
     if a.shape != b.shape or a.ndim != 2:
         raise PmgiError(f"the two sources must be gray images of one size, got {a.shape} and {b.shape}")
