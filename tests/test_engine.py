@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from pmgi_gui.core.engine import choose_device, fuse_gray, tiles
+from pmgi_gui.core.engine import Workspace, choose_device, fuse_gray, tiles
 from pmgi_gui.core.errors import Cancelled, PmgiError
-from tests.helpers import random_model, scene
+from tests.helpers import random_checkpoint, random_model, scene
 
 H, W = 300, 410  # not multiples of the tile: border tiles are partial
 
@@ -43,7 +43,7 @@ def test_tiled_reference_matches_whole_image_moments(pair):
                        to_network(torch.from_numpy(pair[1]))[None, None])[0, 0].numpy()
     assert np.abs(whole - direct).max() < 1e-6
     tiled = fuse_gray(model, *pair, tile=96, reference_whole_pixels=0)
-    assert np.abs(whole - tiled).max() < 1e-3
+    assert np.abs(whole - tiled).max() < 2e-5  # measured 3.4e-6: the summed convolutions' rounding
     assert np.array_equal(fuse_gray(model, *pair, tile=96), whole)  # small enough to run whole
     # Naive tiling with per-tile moments would be far off: the check can fail.
     naive = np.zeros_like(whole)
@@ -166,8 +166,8 @@ def test_tiled_reference_with_and_without_the_level_cache(pair):
     whole = fuse_gray(model, *pair, tile=10_000)
     cached = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0)
     passes = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0, reference_cache_bytes=0)
-    assert np.abs(whole - cached).max() < 1e-4
-    assert np.abs(whole - passes).max() < 1e-4
+    assert np.abs(whole - cached).max() < 2e-5
+    assert np.abs(whole - passes).max() < 2e-5
     fast = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0, precision="bf16")
     assert np.abs(whole - fast).max() < 0.1
 
@@ -183,3 +183,50 @@ def test_conv_stack_of_a_reference_model_normalises_per_image(pair):
         ref = model(a, b)
         fast = ConvStack(model)(a, b)
     assert torch.max(torch.abs(ref - fast)).item() < 1e-5
+
+
+def test_a_workspace_keeps_the_level_cache_between_calls(pair):
+    model = random_model("reference", seed=12)
+    alone = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0)
+    ws = Workspace()
+    first = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0, workspace=ws)
+    held = {name: b.data_ptr() for name, b in ws._buffers.items()}
+    assert sorted(held) == ["reference-A", "reference-B"] and ws.nbytes > 0
+    second = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0, workspace=ws)
+    assert {name: b.data_ptr() for name, b in ws._buffers.items()} == held  # reused, not remade
+    assert np.array_equal(first, alone) and np.array_equal(second, alone)
+    # A smaller image reuses the buffers; a larger one replaces them.
+    small = [p[:150, :200] for p in pair]
+    assert np.array_equal(fuse_gray(model, *small, tile=64, reference_whole_pixels=0, workspace=ws),
+                          fuse_gray(model, *small, tile=64, reference_whole_pixels=0))
+    assert {name: b.data_ptr() for name, b in ws._buffers.items()} == held
+    big = [np.pad(p, ((0, 40), (0, 0)), mode="reflect") for p in pair]
+    fuse_gray(model, *big, tile=64, reference_whole_pixels=0, workspace=ws)
+    assert ws.nbytes > 2 * 2 * 16 * 4 * H * W
+    ws.release()
+    assert ws.nbytes == 0
+
+
+def test_a_workspace_in_use_is_left_alone(pair):
+    model = random_model("reference", seed=12)
+    alone = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0)
+    ws = Workspace()
+    with ws.claim() as held:  # another call holds it: this one allocates its own
+        assert held is ws
+        assert np.array_equal(fuse_gray(model, *pair, tile=64, reference_whole_pixels=0, workspace=ws),
+                              alone)
+        assert ws.nbytes == 0
+    with ws.claim() as again:
+        assert again is ws
+
+
+def test_a_fuser_keeps_a_workspace_for_reference_models(pair, tmp_path):
+    from pmgi_gui.core.fusion import PmgiFuser
+
+    ckpt = random_checkpoint(tmp_path / "ref", normalisation="reference", seed=12)
+    fuser = PmgiFuser(ckpt, device="cpu", tile=64)
+    big = [np.tile(p, (2, 2)) for p in pair]  # above the size that runs whole
+    fused = fuser(*big)
+    assert fuser.workspace.nbytes > 0
+    expected = fuse_gray(ckpt.load_model(), *big, tile=64) * 127.5 + 127.5
+    assert np.abs(fused - expected).max() < 1e-3

@@ -14,7 +14,8 @@ tiles level by level (a layer's moments depend on the normalisation of the layer
 before it): with per-tile caches of the conv sums when they fit in
 ``REFERENCE_CACHE_BYTES`` (1.13x the FLOPs of one pass), else by recomputing the
 earlier levels in each pass and folding the moments into the convolutions (3.4x);
-see :func:`_reference_tiled`. Both match whole-image inference within ~1e-5.
+see :func:`_reference_tiled`. Both match whole-image inference within ~1e-5. The
+cache can live in a :class:`Workspace` that the caller keeps between calls.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -36,7 +37,7 @@ from .network import (BN_EPS, FEATURES, LAYERS, LEVELS, LRELU_SLOPE, PMGI, RECEP
                       from_network, to_network)
 
 __all__ = ["DEVICES", "DEFAULT_TILE", "PRECISIONS", "choose_device", "fuse_gray", "to_uint8", "tiles",
-           "Progress", "Cancel"]
+           "Progress", "Cancel", "Workspace"]
 
 # Up to 362 x 362 a reference model runs whole, through the network's own forward.
 # Above, the cached tiled path is 4-6x faster (same run, 0.25-1 MP, busy 2-core CPU)
@@ -175,13 +176,45 @@ def _conv_add_(z: torch.Tensor, x: torch.Tensor, w: torch.Tensor, pad: int) -> N
         z += F.conv2d(x, w, padding=pad)
 
 
-def _centred_sums(z: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """Pixel count, per-channel mean and sum of squared deviations of an N x C x H x W
-    tensor: two float32 passes (torch.var_mean is 7x slower on channels-last tensors)."""
-    zp = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).float()
-    n = zp.shape[0]
-    mean = zp.sum(0) / n
-    return n, mean, (zp - mean).pow_(2).sum(0)
+def _centred_sums(z: torch.Tensor) -> tuple[int, np.ndarray, np.ndarray]:
+    """Pixel count, per-channel mean and sum of squared deviations (float64) of an
+    N x C x H x W tensor: two float32 passes (torch.var_mean is 7x slower on
+    channels-last tensors). A dense tensor is read as rows of up to 16 pixels, which
+    the reductions vectorise better than rows of C channels (1.4x); the rows' sums
+    are added in float64. Four torch calls: each call's thread takes the GIL back
+    (torch 2.13 does so even inside an operation), which the tile workers queue on."""
+    zp = _pixels(z)
+    n, c = zp.shape
+    k = next(k for k in (16, 8, 4, 2, 1) if n % k == 0)
+    wide = zp.reshape(n // k, k * c)
+    mean = _as_float64(wide.sum(0, dtype=torch.float32)).reshape(k, c).sum(0) / n
+    centre = torch.from_numpy(np.tile(mean, k).astype(np.float32))
+    if z.dtype != torch.float32 or z.device.type != "cpu":
+        centre = centre.to(z.device, z.dtype)
+    d = wide - centre
+    m2 = _as_float64((d if d.dtype == torch.float32 else d.float()).pow_(2).sum(0))
+    return n, mean, m2.reshape(k, c).sum(0)
+
+
+def _as_float64(t: torch.Tensor) -> np.ndarray:
+    return (t.numpy() if t.device.type == "cpu" else t.cpu().numpy()).astype(np.float64)
+
+
+def _core_sums(z: torch.Tensor, crop: tuple[slice, slice]) -> tuple[int, np.ndarray, np.ndarray]:
+    """:func:`_centred_sums` of a channels-last tile's core, without copying the core
+    out: its rows are one dense block, whose moments less those of the halo columns
+    beside the core are the core's (Chan et al.'s combination, reversed)."""
+    cy, cx = crop
+    rows = z[..., cy, :]
+    n, mean, m2 = _centred_sums(rows)
+    sides = [s for s in (rows[..., :cx.start], rows[..., cx.stop:]) if s.shape[-1]]
+    if not sides:
+        return n, mean, m2
+    ns, mean_s, m2_s = _centred_sums(torch.cat(sides, -1) if len(sides) > 1 else sides[0])
+    nc = n - ns
+    mean_c = (n * mean - ns * mean_s) / nc
+    delta = mean_s - mean_c
+    return nc, mean_c, m2 - m2_s - delta * delta * (nc * ns / n)
 
 
 def _pixels(f: torch.Tensor) -> torch.Tensor:
@@ -261,8 +294,9 @@ class ConvStack:
             return self.level(p, name, f)
         z = self.level(p, name, f, activate=False)
         n, mean, m2 = _centred_sums(z)
-        r = torch.rsqrt(m2 / n + BN_EPS).to(z.dtype).view(1, -1, 1, 1)
-        return F.leaky_relu_(z.sub_(mean.to(z.dtype).view(1, -1, 1, 1)).mul_(r), LRELU_SLOPE)
+        r = torch.from_numpy(1 / np.sqrt(m2 / n + BN_EPS)).to(z.device, z.dtype).view(1, -1, 1, 1)
+        return F.leaky_relu_(z.sub_(torch.from_numpy(mean).to(z.device, z.dtype).view(1, -1, 1, 1)).mul_(r),
+                             LRELU_SLOPE)
 
     def fold_level(self, p: str, name: str, mean: torch.Tensor, var: torch.Tensor) -> None:
         """Fold one level's moments (gamma 1, beta 0) into its convolution."""
@@ -408,16 +442,16 @@ def _tile_pair(a: np.ndarray, b: np.ndarray, t: Tile, device: torch.device,
 
 class _Sums:
     """Per-channel moments of a level's conv outputs over the tile cores: each tile's
-    mean and sum of squared deviations (:func:`_centred_sums`), combined in float64
-    (Chan et al.)."""
+    mean and sum of squared deviations (:func:`_core_sums`), combined in float64
+    (Chan et al.), in numpy: the thread that gathers them holds the GIL throughout."""
 
     def __init__(self):
         self.acc: dict[str, tuple] = {}
 
     @staticmethod
-    def of(key: str, z: torch.Tensor) -> tuple[str, int, torch.Tensor, torch.Tensor]:
-        n, mean, m2 = _centred_sums(z)
-        return key, n, mean.double(), m2.double()
+    def of(key: str, z: torch.Tensor, crop: tuple[slice, slice]) -> tuple[str, int, np.ndarray, np.ndarray]:
+        """A tile's share: the moments of ``z``'s core."""
+        return (key, *_core_sums(z, crop))
 
     def add(self, parts) -> None:
         for key, n, mean, m2 in parts:
@@ -430,8 +464,9 @@ class _Sums:
             self.acc[key] = (total, mean0 + delta * (n / total), m20 + m2 + delta * delta * (n0 * n / total))
 
     def moments(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and (biased) variance, float64 tensors."""
         n, mean, m2 = self.acc[key]
-        return mean, m2 / n
+        return torch.from_numpy(mean), torch.from_numpy(m2 / n)
 
 
 # Channels per (haloed) pixel the cached reference scheme keeps for the whole image:
@@ -440,8 +475,52 @@ REFERENCE_CACHE_CHANNELS = 4 * FEATURES
 REFERENCE_CACHE_BYTES = 5 << 28  # 1.25 GiB: up to ~4.5 megapixels in fp32, ~9 in bf16
 
 
+class Workspace:
+    """Large buffers kept from one :func:`fuse_gray` call to the next, for a reference
+    model's level cache (about 280 bytes a pixel). Memory touched for the first time
+    costs page faults: on the project's 2-core machines 1.1 GB of cache for 4
+    megapixels cost 0.5 s of system time a call, 8% of the run; kept, the next call
+    of the same size or smaller touches no new page. A fuser keeps one for its
+    lifetime (:class:`~pmgi_gui.core.fusion.PmgiFuser`). One call uses it at a time: a
+    call that finds it in use allocates its own buffers."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    @contextmanager
+    def claim(self) -> Iterator["Workspace | None"]:
+        """This workspace for the duration, or None if another call holds it."""
+        if not self._lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            yield self
+        finally:
+            self._lock.release()
+
+    def buffer(self, name: str, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``numel`` elements (uninitialised), reusing the buffer of that name if it is big
+        enough; else it is freed before the new one is made, so only one is held."""
+        kept = self._buffers.get(name)
+        if kept is None or kept.numel() < numel or kept.dtype != dtype or kept.device != device:
+            self._buffers.pop(name, None)
+            del kept
+            self._buffers[name] = torch.empty(numel, dtype=dtype, device=device)
+        return self._buffers[name][:numel]
+
+    def release(self) -> None:
+        """Frees every buffer now."""
+        self._buffers.clear()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.numel() * b.element_size() for b in self._buffers.values())
+
+
 def _reference_tiled(stack: ConvStack, a: np.ndarray, b: np.ndarray, plan: list[Tile],
-                     out: np.ndarray, each, device: torch.device, cached: bool) -> None:
+                     out: np.ndarray, each, device: torch.device, cached: bool,
+                     workspace: Workspace | None = None) -> None:
     """Whole-image moments of a reference model over tiles, level by level (a level's
     moments depend on the normalisation of the levels before it), and the output.
 
@@ -464,11 +543,9 @@ def _reference_tiled(stack: ConvStack, a: np.ndarray, b: np.ndarray, plan: list[
             mean, var = moments[f"{p}.{name}"] = sums.moments(f"{p}.{name}")
             stack.fold_level(p, name, mean.to(device), var.to(device))
 
-    def sums_of(name: str, zs, crop) -> list:
-        return [_Sums.of(f"{p}.{name}", z[..., crop[0], crop[1]]) for p, z in zip("ab", zs)]
-
     def raw_sums(name: str, f: dict, crop) -> list:
-        return sums_of(name, [stack.level(p, name, f, activate=False) for p in "ab"], crop)
+        # Each path's moments as soon as its level is computed, while it is in the caches.
+        return [_Sums.of(f"{p}.{name}", stack.level(p, name, f, activate=False), crop) for p in "ab"]
 
     def level_pass(name: str, work) -> None:
         sums = _Sums()
@@ -495,7 +572,9 @@ def _reference_tiled(stack: ConvStack, a: np.ndarray, b: np.ndarray, plan: list[
     # heap by a quarter of the cache.
     sizes = [(t.hy1 - t.hy0) * (t.hx1 - t.hx0) for t in plan]
     starts = dict(zip(plan, np.cumsum([0] + sizes[:-1]).tolist()))
-    slabs = {s: torch.empty(2 * FEATURES * sum(sizes), dtype=dtype, device=device) for s in "AB"}
+    numel = 2 * FEATURES * sum(sizes)
+    slabs = {s: workspace.buffer(f"reference-{s}", numel, dtype, device) if workspace is not None
+             else torch.empty(numel, dtype=dtype, device=device) for s in "AB"}
 
     def sums_at(k: str, t: Tile) -> torch.Tensor:
         """A tile's raw sums of conv k[1] of path k[0] (k = "a2" ... "b4"), N x C x H x W."""
@@ -539,11 +618,12 @@ def _reference_tiled(stack: ConvStack, a: np.ndarray, b: np.ndarray, plan: list[
 
     def conv2(t: Tile):  # conv1 is known
         f = stack.features(x(t), "conv2")
+        moments = []
         for p in "ab":
-            level_into(t, p, "conv2", (p + "1",), f)
+            moments.append(_Sums.of(f"{p}.conv2", level_into(t, p, "conv2", (p + "1",), f), t.crop()))
             level_into(t, p, "conv3", (p + "1",), f)
         add_output(t, f, ("a1", "b1"))
-        return sums_of("conv2", [sums_at(p + "2", t) for p in "ab"], t.crop())
+        return moments
 
     def transfer2(t: Tile):  # conv2 is known: its slot holds its activations from here
         f = {p + "2": normalised(t, p + "2", in_place=True) for p in "ab"}
@@ -556,12 +636,12 @@ def _reference_tiled(stack: ConvStack, a: np.ndarray, b: np.ndarray, plan: list[
         f = {p + "2": sums_at(p + "2", t).clone() for p in "ab"}  # conv4 takes the slot
         for p in "ab":
             f[f"t{p}2"] = stack.level(p, "transfer2", f)
-        for p in "ab":
-            add_shares(sums_at(p + "3", t), p, "conv3", (f"t{p}2",), f)
+        moments = [_Sums.of(f"{p}.conv3", add_shares(sums_at(p + "3", t), p, "conv3", (f"t{p}2",), f),
+                            t.crop()) for p in "ab"]
         f.update(stack.features(x(t), "conv2"))  # conv1 again: cheaper than caching it
         for p in "ab":
             level_into(t, p, "conv4", (p + "1", p + "2"), f)
-        return sums_of("conv3", [sums_at(p + "3", t) for p in "ab"], t.crop())
+        return moments
 
     def transfer3(t: Tile):  # conv3 is known: its slot holds its activations from here
         f = {p + "3": normalised(t, p + "3", in_place=True) for p in "ab"}
@@ -572,9 +652,8 @@ def _reference_tiled(stack: ConvStack, a: np.ndarray, b: np.ndarray, plan: list[
         f = {p + "3": sums_at(p + "3", t) for p in "ab"}
         for p in "ab":
             f[f"t{p}3"] = stack.level(p, "transfer3", f)
-        for p in "ab":
-            add_shares(sums_at(p + "4", t), p, "conv4", (p + "3", f"t{p}3"), f)
-        return sums_of("conv4", [sums_at(p + "4", t) for p in "ab"], t.crop())
+        return [_Sums.of(f"{p}.conv4", add_shares(sums_at(p + "4", t), p, "conv4", (p + "3", f"t{p}3"), f),
+                         t.crop()) for p in "ab"]
 
     out[:] = 0
     level_pass("conv1", lambda t: raw_sums("conv1", stack.features(x(t), "conv1"), t.crop()))
@@ -599,7 +678,8 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
               tile: int = DEFAULT_TILE, progress: Progress | None = None,
               cancel: Cancel | None = None, precision: str = "fp32",
               reference_whole_pixels: int = REFERENCE_WHOLE_PIXELS,
-              reference_cache_bytes: int = REFERENCE_CACHE_BYTES) -> np.ndarray:
+              reference_cache_bytes: int = REFERENCE_CACHE_BYTES,
+              workspace: Workspace | None = None) -> np.ndarray:
     """Run the network on two gray images (values 0..255, same H x W).
 
     Returns the network's tanh output, float32 H x W in [-1, 1]. ``progress(done,
@@ -611,7 +691,7 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
     channels-last as on the CPU (not yet measured on a GPU: the benchmark reports its
     difference). A ``reference`` model runs whole up to ``reference_whole_pixels``;
     above, tiled, with its level sums cached while they fit in ``reference_cache_bytes``
-    (see :func:`_reference_tiled`).
+    (see :func:`_reference_tiled`), in ``workspace``'s buffers if one is given.
     """
     if a.shape != b.shape or a.ndim != 2:
         raise PmgiError(f"the two sources must be gray images of one size, got {a.shape} and {b.shape}")
@@ -650,8 +730,10 @@ def fuse_gray(model: PMGI, a: np.ndarray, b: np.ndarray, *, device: torch.device
 
         if model.normalisation == "reference" and not reference_whole:
             haloed = sum((t.hy1 - t.hy0) * (t.hx1 - t.hx0) for t in plan)
-            cached = haloed * REFERENCE_CACHE_CHANNELS * stack.fuse_bias.element_size() <= reference_cache_bytes
-            _reference_tiled(stack, a, b, plan, out, each, device, cached)
+            cache_bytes = haloed * REFERENCE_CACHE_CHANNELS * stack.fuse_bias.element_size()
+            cached = cache_bytes <= reference_cache_bytes
+            with (workspace.claim() if workspace is not None else nullcontext()) as ws:
+                _reference_tiled(stack, a, b, plan, out, each, device, cached, ws)
             return out
 
         # fp32 whole-image reference: the network's own forward, the released script's

@@ -32,13 +32,14 @@ class PmgiFuser:
 
     def __init__(self, checkpoint: Checkpoint, device: str = "auto", tile: int = DEFAULT_TILE,
                  precision: str = "fp32"):
-        from .engine import choose_device
+        from .engine import Workspace, choose_device
 
         self.checkpoint = checkpoint
         self.device = choose_device(device)
         self.tile = tile
         self.precision = precision
         self._models: dict[str, PMGI] = {}
+        self.workspace = Workspace()  # a reference model's level cache, kept between calls
         self.progress: Progress | None = None
         self.cancel: Cancel | None = None
 
@@ -54,7 +55,8 @@ class PmgiFuser:
         from .engine import fuse_gray
 
         y = fuse_gray(self.model(band), a, b, device=self.device, tile=self.tile,
-                      precision=self.precision, progress=self.progress, cancel=self.cancel)
+                      precision=self.precision, progress=self.progress, cancel=self.cancel,
+                      workspace=self.workspace)
         y *= 127.5  # from_network in place: this array can be 64 MB per 16 megapixels
         y += 127.5
         return y
