@@ -185,6 +185,17 @@ def test_conv_stack_of_a_reference_model_normalises_per_image(pair):
     assert torch.max(torch.abs(ref - fast)).item() < 1e-5
 
 
+def test_tile_memory_is_kept_where_glibc_allows():
+    import platform
+
+    from pmgi_gui.core import engine
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert engine.TILE_MEMORY_KEPT
+    else:
+        assert not engine.TILE_MEMORY_KEPT
+
+
 def test_a_workspace_keeps_the_level_cache_between_calls(pair):
     model = random_model("reference", seed=12)
     alone = fuse_gray(model, *pair, tile=64, reference_whole_pixels=0)
