@@ -33,6 +33,17 @@ def test_find_pairs_by_role_stems(folder):
         find_pairs("multi-focus", folder)
 
 
+def test_the_checkpoints_of_an_evaluation_share_one_level_cache(tmp_path):
+    from pmgi_gui.core.evaluation import _methods
+
+    ckpts = [str(random_checkpoint(tmp_path / f"ck{i}", normalisation="reference", seed=i).path)
+             for i in range(2)]
+    cols = _methods("ir-vis", ["pmgi", "average"], ckpts, "cpu")
+    fusers = [m.fuser for m in cols if m.fuser is not None]
+    assert len(fusers) == 2 and fusers[0] is not fusers[1]
+    assert fusers[0].workspace is fusers[1].workspace  # one cache held, not one per checkpoint
+
+
 def test_evaluate_rows_means_and_report_files(folder, tmp_path):
     ckpt = random_checkpoint(tmp_path / "ck", task="ir-vis")
     report = evaluate("ir-vis", folder, methods=["pmgi", "average"], checkpoints=[str(ckpt.path)],

@@ -136,12 +136,15 @@ class Method:
     run: Callable[[np.ndarray, np.ndarray], "object"]  # (a, b) -> FusionResult
     checkpoint: str | None = None
     checkpoint_sha256: str | None = None
+    fuser: "object | None" = None  # PMGI's PmgiFuser
 
 
 def _methods(task: str, methods: list[str] | None, checkpoints: list[str] | None,
              device: str) -> list[Method]:
     from .checkpoints import Checkpoint, find_checkpoint, list_checkpoints
     from .fusion import PMGI_METHOD, PmgiFuser, fuse, methods_for
+
+    workspace = None  # one level cache for every checkpoint: they run one after another
 
     available = [k for k, _ in methods_for(task)]
     wanted = methods or available
@@ -155,11 +158,12 @@ def _methods(task: str, methods: list[str] | None, checkpoints: list[str] | None
                 raise PmgiError(f"no PMGI checkpoint is installed for {task}: pass --checkpoint")
             for spec in specs:
                 ckpt = spec if isinstance(spec, Checkpoint) else find_checkpoint(spec, task)
-                fuser = PmgiFuser(ckpt, device=device)
+                fuser = PmgiFuser(ckpt, device=device, workspace=workspace)
+                workspace = fuser.workspace
                 label = f"PMGI[{ckpt.name}]" if (checkpoints and len(checkpoints) > 1) else "PMGI"
                 out.append(Method(f"pmgi:{ckpt.name}", label,
                                   lambda a, b, f=fuser: fuse(task, a, b, fuser=f),
-                                  ckpt.name, ckpt.sha256()))
+                                  ckpt.name, ckpt.sha256(), fuser))
         else:
             name = dict(methods_for(task))[key]
             out.append(Method(key, name, lambda a, b, k=key: fuse(task, a, b, method=k)))

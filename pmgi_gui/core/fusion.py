@@ -18,7 +18,7 @@ from .tasks import GrayFuse, PipelineOptions, fuse_pair, get_task, gray_fusions_
 # The engine (and torch) are imported when PMGI first runs, not with this module:
 # the baselines and the window's start-up do without them.
 if TYPE_CHECKING:
-    from .engine import Cancel, Progress
+    from .engine import Cancel, Progress, Workspace
     from .network import PMGI
 
 __all__ = ["PMGI_METHOD", "PmgiFuser", "FusionResult", "fuse", "methods_for"]
@@ -31,7 +31,7 @@ class PmgiFuser:
     (gray float32 0..255 in and out, unclipped). Models are loaded once per band."""
 
     def __init__(self, checkpoint: Checkpoint, device: str = "auto", tile: int = DEFAULT_TILE,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", workspace: Workspace | None = None):
         from .engine import Workspace, choose_device
 
         self.checkpoint = checkpoint
@@ -39,7 +39,9 @@ class PmgiFuser:
         self.tile = tile
         self.precision = precision
         self._models: dict[str, PMGI] = {}
-        self.workspace = Workspace()  # a reference model's level cache, kept between calls
+        # A reference model's level cache, kept between calls; fusers that run one after
+        # another can share one, so that only one cache is held.
+        self.workspace = workspace if workspace is not None else Workspace()
         self.progress: Progress | None = None
         self.cancel: Cancel | None = None
 
