@@ -56,11 +56,12 @@ def _keep_tile_memory() -> bool:
     serves such blocks with mmap and unmaps them on free, or trims the top of a
     thread's heap, so the next tile touches fresh pages: 26k page faults a call for
     a 0.25-megapixel fusion on the project's 2-core machines, which took 171 ms
-    with them and 129 ms without (same process, medians of 10).
+    with them and 129 ms without (medians of 10 calls).
     Blocks under 32 MB now come from the heaps, which are trimmed only past 256 MB
-    free: a process keeps about one tile's worth of memory per worker thread.
-    Larger blocks (images, a reference model's level cache) are still unmapped when
-    freed. Only on Linux with glibc; elsewhere the allocator is left as it is."""
+    free: the process keeps what its tiles last used (a 16-megapixel fusion peaked
+    at 717 MB, against 595 MB measured before; benchmarks/bench_memory.py). Larger blocks
+    (images, a reference model's level cache) are still unmapped when freed. Only on
+    Linux with glibc; elsewhere the allocator is left as it is."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
@@ -209,8 +210,8 @@ def _centred_sums(z: torch.Tensor) -> tuple[int, np.ndarray, np.ndarray]:
     N x C x H x W tensor: two float32 passes (torch.var_mean is 7x slower on
     channels-last tensors). A dense tensor is read as rows of up to 16 pixels, which
     the reductions vectorise better than rows of C channels (1.4x); the rows' sums
-    are added in float64. Four torch calls: each call's thread takes the GIL back
-    (torch 2.13 does so even inside an operation), which the tile workers queue on."""
+    are added in float64, in numpy: few torch calls, since each takes the GIL back
+    when it ends, and py-spy showed the tile workers waiting there."""
     zp = _pixels(z)
     n, c = zp.shape
     k = next(k for k in (16, 8, 4, 2, 1) if n % k == 0)
@@ -481,7 +482,7 @@ def _tile_pair(a: np.ndarray, b: np.ndarray, t: Tile, device: torch.device,
 class _Sums:
     """Per-channel moments of a level's conv outputs over the tile cores: each tile's
     mean and sum of squared deviations (:func:`_core_sums`), combined in float64
-    (Chan et al.), in numpy: the thread that gathers them holds the GIL throughout."""
+    (Chan et al.), in numpy."""
 
     def __init__(self):
         self.acc: dict[str, tuple] = {}
