@@ -14,11 +14,10 @@ For ir-vis pairs of 0.25, 1, 4 and 16 megapixels, on the chosen device:
 Each configuration runs in its own process (so peak memory is its own): a
 warm-up, then several timed repetitions; medians are quoted, and the warm-up's
 time as "1st" (a fuser keeps (b)'s level cache between calls, so only its first
-call touches fresh memory). Prints seconds per
-megapixel (wall and the process's CPU time), peak resident memory, the ratios
-(c)/(a), (c)/(b) and (b)/(a), the network's floating-point operations per pixel and
-the fraction of the CPU's peak; writes JSON beside the table
-(benchmarks/results/inference-<device>.json).
+call touches fresh memory). Prints seconds per megapixel (wall and the process's
+CPU time), peak resident memory, the ratios (c)/(a), (c)/(b) and (b)/(a), the
+network's floating-point operations per pixel and the fraction of the CPU's peak;
+writes JSON beside the table (benchmarks/results/inference-<device>.json).
 
 On a machine that other processes keep busy, wall times grow and the ratios favour
 the engine (its tiles run on independent worker threads, the eager forward's
